@@ -1,0 +1,20 @@
+"""Pluggable storage for tus uploads: the contract, its errors and the built-in backends.
+
+Nothing here imports tusserver; backends that need an SDK live in their own modules behind extras.
+"""
+
+from storage_backends.base import StorageBackend, StorageRef, SupportsDelete
+from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from storage_backends.local import LocalStorage
+from storage_backends.memory import MemoryStorage
+
+__all__ = [
+    "BlobNotFoundError",
+    "LocalStorage",
+    "MemoryStorage",
+    "StorageBackend",
+    "StorageError",
+    "StorageRef",
+    "StorageUnavailableError",
+    "SupportsDelete",
+]

@@ -1,0 +1,104 @@
+"""Pure types of the storage contract: what every backend implements, and its optional capabilities.
+
+A backend only stores bytes. It knows nothing of tus: offsets arrive as plain integers, request
+bodies as an async iterable of chunks that simply ends when the request does (the caller turns
+disconnects, timeouts and lock-release requests into a clean end of stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+__all__ = ["StorageBackend", "StorageRef", "SupportsDelete"]
+
+
+class StorageRef(BaseModel, frozen=True):
+    """Where one upload's bytes live; opaque to tusserver and persisted with the upload.
+
+    Attributes:
+        backend: the backend's scheme ("memory", "file", later "s3", "azure").
+        key: the path, object key or blob name.
+        extra: backend-specific values (e.g. an S3 multipart upload id).
+    """
+
+    backend: str
+    key: str
+    extra: dict[str, str] = {}
+
+
+class StorageBackend(Protocol):
+    """The contract every storage backend fulfils (local files, memory, S3 parts, Azure blocks)."""
+
+    scheme: ClassVar[str]
+
+    async def create(self, key: str, *, length: int | None) -> StorageRef:
+        """Prepare storage for a new upload.
+
+        Args:
+            key: a unique, already validated key (letters, digits, '-' and '_').
+            length: the final length if known, None if deferred.
+
+        Returns:
+            The reference to persist with the upload.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Store `chunks` from `offset` on and return the new stored length.
+
+        Bytes stored past `offset` by an earlier request that was never acknowledged (a crash,
+        a discarded checksum chunk) are dropped first. When the iterable ends, every byte it
+        yielded is stored; the caller then records the returned length as the new offset.
+
+        Args:
+            ref: the upload's storage reference.
+            offset: the acknowledged offset; the first chunk's byte goes there.
+            chunks: the request body, ending cleanly whatever happened to the request.
+
+        Returns:
+            `offset` plus the number of bytes stored from `chunks`.
+
+        Raises:
+            BlobNotFoundError: the upload's storage is gone.
+            StorageError: the backend failed, or holds fewer bytes than `offset`.
+        """
+        ...
+
+    async def stored_length(self, ref: StorageRef) -> int:
+        """The number of bytes the storage itself holds for `ref` (for repair and checks).
+
+        Raises:
+            BlobNotFoundError: the upload's storage is gone.
+        """
+        ...
+
+    async def complete(self, ref: StorageRef) -> None:
+        """Called once when the last byte is stored (S3 CompleteMultipartUpload, Azure commit).
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and file handles."""
+        ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """Backends that can remove an upload's bytes; enables the termination extension."""
+
+    async def delete(self, ref: StorageRef) -> None:
+        """Remove every byte stored for `ref`. Idempotent: deleting a missing upload succeeds.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...

@@ -1,0 +1,20 @@
+"""tusserver: a tus 1.0 resumable upload server as a Starlette ASGI app."""
+
+from tusserver.app import create_app
+from tusserver.locking import Locker, MemoryLocker
+from tusserver.protocol import errors
+from tusserver.protocol.errors import TusError
+from tusserver.settings import Settings
+from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+
+__all__ = [
+    "Locker",
+    "MemoryLocker",
+    "MemoryStateStore",
+    "SQLiteStateStore",
+    "Settings",
+    "TusError",
+    "UploadStateStore",
+    "create_app",
+    "errors",
+]

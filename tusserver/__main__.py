@@ -1,0 +1,5 @@
+"""`python -m tusserver`."""
+
+from tusserver.cli import main
+
+main()

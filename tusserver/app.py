@@ -1,0 +1,131 @@
+"""`create_app`: the tus server as a Starlette app, standalone or mounted in another app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from storage_backends.base import StorageBackend, SupportsDelete
+from storage_backends.local import LocalStorage
+from tusserver.endpoints import Endpoints, TusContext
+from tusserver.locking import Locker, MemoryLocker
+from tusserver.middleware import ResponseHeadersMiddleware, TusRequestMiddleware, to_starlette
+from tusserver.protocol import responses
+from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNotFoundError
+from tusserver.protocol.rules import supported_extensions
+from tusserver.settings import Settings
+from tusserver.state.base import UploadStateStore
+from tusserver.state.sqlite import SQLiteStateStore
+from tusserver.urls import TrustedProxies
+
+__all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app"]
+
+# PROTOCOL.md item 88 (tusd's DefaultCorsConfig plus Upload-Checksum).
+CORS_ALLOW_HEADERS = (
+    "Authorization", "Origin", "X-Requested-With", "X-Request-ID", "X-HTTP-Method-Override", "Content-Type",
+    "Upload-Length", "Upload-Offset", "Tus-Resumable", "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat",
+    "Upload-Checksum", "Upload-Complete", "Upload-Draft-Interop-Version",
+)  # fmt: skip
+# PROTOCOL.md item 89: without these on every response, browsers hide the tus headers from clients.
+CORS_EXPOSE_HEADERS = (
+    "Upload-Offset", "Location", "Upload-Length", "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension",
+    "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat", "Upload-Expires", "Upload-Complete", "Upload-Limit",
+    "Upload-Draft-Interop-Version",
+)  # fmt: skip
+CORS_METHODS = ("POST", "HEAD", "PATCH", "OPTIONS", "GET", "DELETE")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    storage: StorageBackend | None = None,
+    state: UploadStateStore | None = None,
+    locker: Locker | None = None,
+) -> Starlette:
+    """Build the tus server.
+
+    Args:
+        settings: configuration; the defaults store files and state under ./data.
+        storage: where bytes go; defaults to `LocalStorage(<data_dir>/uploads)`.
+        state: where upload records go; defaults to `SQLiteStateStore(<data_dir>/state.sqlite3)`.
+        locker: per-upload locks; defaults to `MemoryLocker()` (one server process).
+
+    Returns:
+        A Starlette app serving the creation endpoint at `settings.base_path` and uploads below it.
+        `app.state.tus` holds the `TusContext`.
+    """
+    settings = settings or Settings()
+    storage = storage or LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)
+    tus = TusContext(
+        settings=settings,
+        storage=storage,
+        state=state or SQLiteStateStore(settings.data_dir / "state.sqlite3", fsync=settings.fsync),
+        locker=locker or MemoryLocker(),
+        extensions=supported_extensions(can_delete=isinstance(storage, SupportsDelete)),
+        trusted_proxies=TrustedProxies.parse(settings.trusted_proxies),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await tus.aclose()
+
+    app = Starlette(
+        routes=_routes(Endpoints(tus), settings.base_path),
+        middleware=_middleware(settings),
+        exception_handlers={HTTPException: _router_error},
+        lifespan=lifespan,
+    )
+    app.state.tus = tus
+    return app
+
+
+def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:
+    collection = [
+        Route(base_path, endpoints.route(endpoints.post), methods=["POST"]),
+        Route(base_path, endpoints.route(endpoints.options), methods=["OPTIONS"]),
+    ]
+    if base_path != "/":  # "/files" as well as "/files/": no redirect for a POST
+        collection += [Route(base_path.rstrip("/"), route.endpoint, methods=route.methods) for route in collection]
+    upload_path = base_path + "{upload_id}"
+    upload = [
+        Route(upload_path, endpoints.route(endpoints.head), methods=["HEAD"], name="tus_upload"),
+        Route(upload_path, endpoints.route(endpoints.patch), methods=["PATCH"]),
+        Route(upload_path, endpoints.route(endpoints.options), methods=["OPTIONS"]),
+    ]
+    if isinstance(endpoints.tus.storage, SupportsDelete):
+        upload.append(Route(upload_path, endpoints.route(endpoints.delete), methods=["DELETE"]))
+    return collection + upload
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    return [
+        Middleware(ResponseHeadersMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=86400,
+        ),
+        Middleware(TusRequestMiddleware, check_head=settings.require_tus_resumable_on_head),
+    ]
+
+
+async def _router_error(request: Request, exc: Exception) -> Response:
+    """The router's 404 and 405, answered like every other tus error (with an error code)."""
+    assert isinstance(exc, HTTPException)
+    error: TusError = UploadNotFoundError()
+    if exc.status_code == 405:
+        error = MethodNotAllowedError(allow=(exc.headers or {}).get("Allow", ""))
+    request.state.error_code = error.code
+    return to_starlette(responses.error_response(error, with_body=request.method != "HEAD"))

@@ -1,0 +1,75 @@
+"""BodyReader: a request body as chunks that always end cleanly (tusd's bodyReader).
+
+Storage backends never see a disconnect, a stalled client or a lock-release request: the
+chunk stream simply ends, the endpoint stores the offset reached, and `end` says why it
+stopped. Chunks come straight from the ASGI `receive` channel, without Starlette's stream
+wrapper, because this loop runs once per ~250 KiB of every upload.
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.types import Receive
+
+from tusserver.protocol.rules import BodyEnd
+
+__all__ = ["BodyReader"]
+
+
+class BodyReader:
+    """Iterates over a request body, at most `limit` bytes of it.
+
+    Args:
+        receive: the ASGI receive callable of the request.
+        limit: the most bytes to accept; a longer body ends with `BodyEnd.LIMIT_EXCEEDED`.
+        read_timeout: seconds to wait for each next piece before ending with `BodyEnd.TIMEOUT`.
+    """
+
+    def __init__(self, receive: Receive, *, limit: int | None, read_timeout: float) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._read_timeout = read_timeout
+        self._waiting: anyio.CancelScope | None = None
+        self.received = 0
+        self.end: BodyEnd | None = None
+
+    def stop(self) -> None:
+        """End the stream now, e.g. because another request wants the upload."""
+        if self.end is None:
+            self.end = BodyEnd.INTERRUPTED
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def __aiter__(self) -> BodyReader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while self.end is None:
+            chunk = await self._next_piece()
+            if chunk:
+                return chunk
+        raise StopAsyncIteration
+
+    async def _next_piece(self) -> bytes:
+        with anyio.move_on_after(self._read_timeout) as scope:
+            self._waiting = scope
+            message = await self._receive()
+        self._waiting = None
+        if scope.cancelled_caught:
+            self.end = self.end or BodyEnd.TIMEOUT
+            return b""
+        if self.end is not None:  # stopped while this piece arrived; it is not stored
+            return b""
+        if message["type"] == "http.disconnect":
+            self.end = BodyEnd.DISCONNECTED
+            return b""
+        if not message.get("more_body", False):
+            self.end = BodyEnd.COMPLETE
+        return self._within_limit(message.get("body", b""))
+
+    def _within_limit(self, chunk: bytes) -> bytes:
+        if self._limit is not None and self.received + len(chunk) > self._limit:
+            chunk = chunk[: self._limit - self.received]
+            self.end = BodyEnd.LIMIT_EXCEEDED
+        self.received += len(chunk)
+        return chunk

@@ -1,0 +1,133 @@
+"""The `tusserver` command: flags (each with a TUSSERVER_* variable) -> Settings -> uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import uvicorn
+from pydantic import ValidationError
+
+from tusserver.app import create_app
+from tusserver.settings import Settings
+
+__all__ = ["OPTIONS", "main", "parse_args", "parse_size"]
+
+_SIZE = re.compile(r"([0-9]+)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
+_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "500M", "10GiB" or "2T" (binary units); raises ValueError."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    unit = (match.group(2) or "").upper()[:1].replace("B", "")
+    number, exponent = int(match.group(1)), _UNITS[unit]
+    return number * 1024**exponent
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _flag(text: str) -> bool:
+    if text.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting on the command line and in the environment."""
+
+    field: str
+    help: str
+    parse: Callable[[str], object] = str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "TUSSERVER_" + self.field.upper()
+
+
+OPTIONS = (
+    Option("host", "interface to listen on (0.0.0.0 for all)"),
+    Option("port", "TCP port", int),
+    Option("base_path", "URL path of the creation endpoint; uploads are below it"),
+    Option("data_dir", "directory for upload files and the state database"),
+    Option("max_size", "largest upload accepted (Tus-Max-Size), e.g. 10G; unlimited if unset", parse_size),
+    Option("cors_origins", "comma-separated origins allowed by CORS; * for any", _csv),
+    Option("trusted_proxies", "comma-separated IPs/CIDRs whose Forwarded/X-Forwarded-* headers count; *", _csv),
+    Option("lock_timeout", "seconds to wait for a busy upload before 423 Locked", float),
+    Option("read_timeout", "seconds a request body may stall before the server stops reading", float),
+    Option("fsync", "sync data and state before acknowledging (survives power loss): true/false", _flag),
+    Option("require_tus_resumable_on_head", "answer HEAD without Tus-Resumable with 412: true/false", _flag),
+    Option("log_level", "debug, info, warning or error"),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tusserver",
+        description="A tus 1.0 resumable upload server. Every flag can also be set by the variable shown.",
+    )
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.field)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(option.flag, metavar=option.env, help=f"{option.help} (default: {shown})")
+    return parser
+
+
+def parse_args(argv: Sequence[str], environ: dict[str, str]) -> Settings:
+    """Settings from flags, falling back to TUSSERVER_* variables, then to the defaults.
+
+    Raises:
+        SystemExit: a value is invalid (argparse prints the reason).
+    """
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        raw = args[option.field] if args[option.field] is not None else environ.get(option.env)
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as exc:
+            parser.error(f"{option.flag} / {option.env}: {exc}")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        parser.error(str(exc).replace("\n", " "))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the server on uvicorn with the given flags."""
+    settings = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # tusserver logs each request itself, with the upload id
+        proxy_headers=False,  # forwarded headers count only from --trusted-proxies
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The one table of tus errors: each class carries its HTTP status and error code.
+
+Every error the server answers with is one of these classes; `render_error` in
+`tusserver.protocol.responses` turns it into `"{code}: {message}\\n"`. Temporary
+failures are never answered with a 4xx other than 409 or 423, because tus-js-client
+retries only 5xx, 409 and 423 (STYLE.md B.5).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tusserver.protocol.model import TUS_VERSION
+
+__all__ = [
+    "ExtensionUnsupportedError",
+    "InternalServerError",
+    "InvalidContentTypeError",
+    "InvalidLengthError",
+    "InvalidMetadataError",
+    "InvalidOffsetError",
+    "MaxSizeExceededError",
+    "MethodNotAllowedError",
+    "OffsetMismatchError",
+    "ReadTimeoutError",
+    "ServiceUnavailableError",
+    "SizeExceededError",
+    "StorageFailureError",
+    "TusError",
+    "UnsupportedVersionError",
+    "UploadExistsError",
+    "UploadInterruptedError",
+    "UploadLockedError",
+    "UploadNotFoundError",
+]
+
+
+class TusError(Exception):
+    """Base of every error answered to a client.
+
+    Attributes:
+        status: the HTTP status code.
+        code: a stable, machine-readable error code (tusd's names where they exist).
+        message: a one-line reason for humans.
+    """
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "ERR_INTERNAL_SERVER_ERROR"
+    default_message: ClassVar[str] = "internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.extra_headers: dict[str, str] = {}
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """The response headers this error carries: its own (e.g. Tus-Version on 412) and any added."""
+        return {**self._headers(), **self.extra_headers}
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+
+class UnsupportedVersionError(TusError):
+    status = 412
+    code = "ERR_UNSUPPORTED_VERSION"
+    default_message = "Tus-Resumable header missing or not a supported version"
+
+    def _headers(self) -> dict[str, str]:
+        # tus §Tus-Resumable: the 412 "MUST" list the supported versions in Tus-Version.
+        return {"Tus-Version": TUS_VERSION}
+
+
+class InvalidContentTypeError(TusError):
+    status = 415
+    code = "ERR_INVALID_CONTENT_TYPE"
+    default_message = "Content-Type must be application/offset+octet-stream"
+
+
+class InvalidOffsetError(TusError):
+    status = 400
+    code = "ERR_INVALID_OFFSET"
+    default_message = "Upload-Offset missing or not a non-negative integer"
+
+
+class InvalidLengthError(TusError):
+    status = 400
+    code = "ERR_INVALID_UPLOAD_LENGTH"
+    default_message = "Upload-Length invalid"
+
+
+class InvalidMetadataError(TusError):
+    status = 400
+    code = "ERR_INVALID_METADATA"
+    default_message = "Upload-Metadata invalid"
+
+
+class ExtensionUnsupportedError(TusError):
+    status = 400
+    code = "ERR_EXTENSION_UNSUPPORTED"
+    default_message = "this server does not support the extension the request needs"
+
+
+class UploadNotFoundError(TusError):
+    status = 404
+    code = "ERR_UPLOAD_NOT_FOUND"
+    default_message = "upload not found"
+
+
+class MethodNotAllowedError(TusError):
+    status = 405
+    code = "ERR_METHOD_NOT_ALLOWED"
+    default_message = "method not allowed on this URL"
+
+    def __init__(self, message: str | None = None, *, allow: str = "") -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def _headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
+
+
+class OffsetMismatchError(TusError):
+    status = 409
+    code = "ERR_MISMATCHED_OFFSET"
+    default_message = "Upload-Offset does not match the upload's offset"
+
+    def __init__(self, current_offset: int) -> None:
+        super().__init__(f"Upload-Offset does not match the upload's offset {current_offset}")
+        self.current_offset = current_offset
+
+    def _headers(self) -> dict[str, str]:
+        # PROTOCOL.md item 19: the 409 carries the current offset (RUFH requires it).
+        return {"Upload-Offset": str(self.current_offset)}
+
+
+class MaxSizeExceededError(TusError):
+    status = 413
+    code = "ERR_MAX_SIZE_EXCEEDED"
+    default_message = "upload length exceeds the server's maximum size"
+
+
+class SizeExceededError(TusError):
+    status = 413
+    code = "ERR_UPLOAD_SIZE_EXCEEDED"
+    default_message = "request body runs past the upload's length"
+
+
+class UploadLockedError(TusError):
+    status = 423
+    code = "ERR_UPLOAD_LOCKED"
+    default_message = "another request is using this upload; retry later"
+
+
+class UploadExistsError(TusError):
+    status = 409
+    code = "ERR_UPLOAD_EXISTS"
+    default_message = "an upload with this id exists already"
+
+
+class UploadInterruptedError(TusError):
+    status = 400
+    code = "ERR_UPLOAD_INTERRUPTED"
+    default_message = "another request for this upload interrupted this one"
+
+
+class ReadTimeoutError(TusError):
+    # 5xx on purpose: clients retry 5xx but not 4xx (tusd ErrReadTimeout).
+    status = 500
+    code = "ERR_READ_TIMEOUT"
+    default_message = "timed out reading the request body"
+
+
+class StorageFailureError(TusError):
+    status = 500
+    code = "ERR_STORAGE"
+    default_message = "the storage backend failed"
+
+
+class ServiceUnavailableError(TusError):
+    status = 503
+    code = "ERR_SERVICE_UNAVAILABLE"
+    default_message = "service temporarily unavailable; retry later"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class InternalServerError(TusError):
+    """Anything unexpected: logged with its traceback, answered without one."""

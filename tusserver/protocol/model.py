@@ -1,0 +1,54 @@
+"""Protocol constants, the extension names and the persisted upload record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from storage_backends.base import StorageRef
+
+__all__ = ["OFFSET_OCTET_STREAM", "TUS_RESUMABLE", "TUS_VERSION", "Extension", "UploadInfo"]
+
+TUS_RESUMABLE = "1.0.0"
+TUS_VERSION = "1.0.0"  # comma-separated, most preferred first (tus §Tus-Version)
+OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+
+
+class Extension(StrEnum):
+    """The tus 1.0 extension names, as listed in Tus-Extension (tus §Protocol Extensions)."""
+
+    CREATION = "creation"
+    CREATION_WITH_UPLOAD = "creation-with-upload"
+    CREATION_DEFER_LENGTH = "creation-defer-length"
+    EXPIRATION = "expiration"
+    CHECKSUM = "checksum"
+    TERMINATION = "termination"
+    CONCATENATION = "concatenation"
+    CONCATENATION_UNFINISHED = "concatenation-unfinished"
+
+
+class UploadInfo(BaseModel, frozen=True):
+    """Everything the server knows about one upload; what the state store persists.
+
+    Attributes:
+        id: the upload id, the last segment of the upload URL.
+        length: the declared Upload-Length, or None while it is deferred.
+        offset: bytes stored and acknowledged so far; never runs ahead of the storage.
+        metadata: Upload-Metadata pairs, values still base64 as received ("" for no value).
+        storage: where the bytes are, as the storage backend described it.
+        created_at: creation time (UTC).
+    """
+
+    id: str
+    length: int | None
+    offset: int = 0
+    metadata: dict[str, str] = {}
+    storage: StorageRef
+    created_at: datetime
+
+    @property
+    def is_complete(self) -> bool:
+        """True once the length is known and every byte of it is stored."""
+        return self.length is not None and self.offset == self.length

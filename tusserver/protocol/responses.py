@@ -1,0 +1,84 @@
+"""Response builders: pure functions from upload state to status and headers.
+
+`Tus-Resumable` is added to every response by the middleware (tus §Tus-Resumable: "MUST be
+included in every request and response except for OPTIONS requests"), so builders leave it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from tusserver.protocol.errors import TusError
+from tusserver.protocol.headers import serialize_metadata
+from tusserver.protocol.model import TUS_VERSION, Extension, UploadInfo
+
+__all__ = [
+    "TusResponse",
+    "created_response",
+    "deleted_response",
+    "error_response",
+    "head_response",
+    "options_response",
+    "patch_response",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TusResponse:
+    """A response to send: status, headers and (rarely) a body."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def options_response(extensions: Collection[Extension], max_size: int | None) -> TusResponse:
+    """tus §OPTIONS: Tus-Version, Tus-Extension (omitted if empty), Tus-Max-Size if limited.
+
+    200 rather than 204: some browsers reject a 204 to a CORS preflight (PROTOCOL.md item 7).
+    """
+    headers = {"Tus-Version": TUS_VERSION}
+    if extensions:
+        headers["Tus-Extension"] = ",".join(extensions)
+    if max_size is not None:
+        headers["Tus-Max-Size"] = str(max_size)
+    return TusResponse(200, headers)
+
+
+def _length_headers(info: UploadInfo) -> dict[str, str]:
+    if info.length is None:
+        # tus §Upload-Defer-Length: HEAD MUST send Upload-Defer-Length: 1 while the length is unknown.
+        return {"Upload-Defer-Length": "1"}
+    return {"Upload-Length": str(info.length)}
+
+
+def created_response(location: str, info: UploadInfo) -> TusResponse:
+    """tus §POST: 201 Created with the upload URL; the offset tells creation-with-upload clients
+    how much of the body was stored."""
+    return TusResponse(201, {"Location": location, "Upload-Offset": str(info.offset)})
+
+
+def head_response(info: UploadInfo) -> TusResponse:
+    """tus §HEAD: Upload-Offset always (even 0), the length, the metadata, and no caching."""
+    headers = {"Upload-Offset": str(info.offset), **_length_headers(info), "Cache-Control": "no-store"}
+    if info.metadata:
+        headers["Upload-Metadata"] = serialize_metadata(info.metadata)
+    return TusResponse(200, headers)
+
+
+def patch_response(info: UploadInfo) -> TusResponse:
+    """tus §PATCH: 204 No Content with the new offset."""
+    return TusResponse(204, {"Upload-Offset": str(info.offset)})
+
+
+def deleted_response() -> TusResponse:
+    """tus §DELETE: 204 No Content."""
+    return TusResponse(204)
+
+
+def error_response(error: TusError, *, with_body: bool = True) -> TusResponse:
+    """`"{code}: {message}\\n"` as text/plain, plus the error's own headers; no body for HEAD."""
+    headers = {"Content-Type": "text/plain; charset=utf-8", **error.headers()}
+    body = f"{error.code}: {error.message}\n".encode() if with_body else b""
+    return TusResponse(error.status, headers, body)

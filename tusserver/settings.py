@@ -1,0 +1,48 @@
+"""Server configuration: one frozen model, filled by the CLI from flags and TUSSERVER_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseModel, frozen=True):
+    """Everything that configures a tusserver app; the defaults are the embedded setup.
+
+    Attributes:
+        host: interface to listen on (CLI only).
+        port: TCP port (CLI only).
+        base_path: URL path of the creation endpoint; uploads live below it.
+        data_dir: where upload files and the state database go.
+        max_size: the largest upload in bytes (Tus-Max-Size), None for no limit.
+        cors_origins: origins allowed by CORS; "*" allows any.
+        trusted_proxies: IPs or CIDR networks whose Forwarded / X-Forwarded-* headers are believed;
+            "*" trusts every peer.
+        lock_timeout: seconds a request waits for a busy upload before 423 Locked.
+        read_timeout: seconds a request body may stall before the server stops reading.
+        fsync: sync data and state to disk before acknowledging (survives power loss).
+        require_tus_resumable_on_head: answer HEAD without Tus-Resumable with 412 (PROTOCOL.md item 4).
+        log_level: Python logging level name for the CLI.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    base_path: str = "/files/"
+    data_dir: Path = Path("data")
+    max_size: int | None = Field(default=None, ge=0)
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[str, ...] = ()
+    lock_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
+    fsync: bool = False
+    require_tus_resumable_on_head: bool = True
+    log_level: str = "info"
+
+    @field_validator("base_path")
+    @classmethod
+    def _slashed(cls, value: str) -> str:
+        # "/files" and "files/" both mean "/files/": uploads are always one segment below it.
+        return "/" + value.strip("/") + "/" if value.strip("/") else "/"

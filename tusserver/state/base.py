@@ -1,0 +1,45 @@
+"""The state-store contract: where upload records live (embedded SQLite, memory, later Redis)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tusserver.protocol.model import UploadInfo
+
+__all__ = ["UploadStateStore"]
+
+
+class UploadStateStore(Protocol):
+    """Persists `UploadInfo` records. Writers hold the upload's lock, so records need no merging."""
+
+    async def create(self, info: UploadInfo) -> None:
+        """Store a new record.
+
+        Raises:
+            UploadExistsError: a record with this id exists.
+        """
+        ...
+
+    async def get(self, upload_id: str) -> UploadInfo:
+        """Load a record.
+
+        Raises:
+            UploadNotFoundError: no record with this id.
+        """
+        ...
+
+    async def save(self, info: UploadInfo) -> None:
+        """Replace an existing record atomically; the caller holds the lock for `info.id`.
+
+        Raises:
+            UploadNotFoundError: the record was deleted meanwhile (a save never resurrects it).
+        """
+        ...
+
+    async def delete(self, upload_id: str) -> None:
+        """Remove a record; succeeds if it is already gone."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
+        ...

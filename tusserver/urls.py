@@ -1,0 +1,65 @@
+"""Public URLs of uploads: the request's own origin, or a trusted proxy's view of it.
+
+`Forwarded` (RFC 7239) and `X-Forwarded-Proto` / `X-Forwarded-Host` are believed only when the
+peer is a configured trusted proxy; anyone else could point Location at a host of their choice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["TrustedProxies", "forwarded_origin"]
+
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_PROTOS = ("http", "https")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """The peers whose forwarding headers are believed."""
+
+    networks: tuple[Network, ...] = ()
+    everyone: bool = False
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> TrustedProxies:
+        """Build from IPs, CIDR networks or "*"; raises ValueError on a malformed entry."""
+        entries = [entry.strip() for entry in entries if entry.strip()]
+        networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries if entry != "*")
+        return cls(networks=networks, everyone="*" in entries)
+
+    def trusts(self, peer: str | None) -> bool:
+        """True if `peer` (an IP address) is a trusted proxy."""
+        if self.everyone:
+            return True
+        if peer is None or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+def _forwarded_pairs(value: str) -> dict[str, str]:
+    # RFC 7239 §4: the first element was added by the proxy nearest the client.
+    first = value.split(",", 1)[0]
+    pairs = (part.split("=", 1) for part in first.split(";") if "=" in part)
+    return {name.strip().lower(): raw.strip().strip('"') for name, raw in pairs}
+
+
+def forwarded_origin(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The (scheme, host) a proxy reports the client used; None for what it does not say.
+
+    `Forwarded` wins over `X-Forwarded-*`; values that are not a plain scheme or host are ignored.
+    """
+    pairs = _forwarded_pairs(headers.get("forwarded", ""))
+    proto = pairs.get("proto") or headers.get("x-forwarded-proto", "").split(",", 1)[0].strip()
+    host = pairs.get("host") or headers.get("x-forwarded-host", "").split(",", 1)[0].strip()
+    scheme = proto.lower() if proto.lower() in _PROTOS else None
+    return scheme, host if host and _HOST.fullmatch(host) else None

@@ -28,8 +28,7 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"not a size: {text!r}")
     unit = (match.group(2) or "").upper()[:1].replace("B", "")
-    number, exponent = int(match.group(1)), _UNITS[unit]
-    return number * 1024**exponent
+    return int(match.group(1)) << (10 * _UNITS[unit])
 
 
 def _csv(text: str) -> tuple[str, ...]:

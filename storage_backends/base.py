@@ -7,7 +7,7 @@ disconnects, timeouts and lock-release requests into a clean end of stream).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -83,6 +83,14 @@ class StorageBackend(Protocol):
 
         Raises:
             StorageError: the backend failed.
+        """
+        ...
+
+    def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the stored bytes `start` to `end` (exclusive; None for all) in bounded pieces.
+
+        Raises:
+            BlobNotFoundError: the upload's storage is gone.
         """
         ...
 

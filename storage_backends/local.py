@@ -18,7 +18,7 @@ the loop.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,6 +29,8 @@ from storage_backends.base import StorageRef
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 __all__ = ["LocalStorage"]
+
+READ_CHUNK = 256 * 1024
 
 
 class LocalStorage:
@@ -96,6 +98,22 @@ class LocalStorage:
             return self._path(ref.key).stat().st_size
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"no data file for {ref.key}") from exc
+
+    async def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the file from `start` to `end` in pieces of READ_CHUNK bytes."""
+        try:
+            file = self._path(ref.key).open("rb", buffering=0)
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"no data file for {ref.key}") from exc
+        with file:
+            file.seek(start)
+            position = start
+            while end is None or position < end:
+                piece = file.read(READ_CHUNK if end is None else min(READ_CHUNK, end - position))
+                if not piece:
+                    return
+                position += len(piece)
+                yield piece
 
     async def complete(self, ref: StorageRef) -> None:
         """Nothing to do: the file is complete as it stands."""

@@ -5,7 +5,7 @@ Memory grows with the uploads, by design; never use it for real uploads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import ClassVar
 
 from storage_backends._keys import check_key
@@ -49,6 +49,10 @@ class MemoryStorage:
     async def stored_length(self, ref: StorageRef) -> int:
         """The blob's length."""
         return len(self._blob(ref.key))
+
+    async def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the requested slice of the blob in one piece."""
+        yield bytes(self._blob(ref.key)[start:end])
 
     async def complete(self, ref: StorageRef) -> None:
         """Nothing to do."""

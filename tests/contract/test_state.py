@@ -1,0 +1,93 @@
+"""The state-store contract, run against every implementation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from storage_backends.base import StorageRef
+from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
+from tusserver.protocol.model import UploadInfo
+from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+
+STORES = ["memory", "sqlite", "sqlite-fsync"]
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UploadStateStore]:
+    name: str = request.param
+    state: UploadStateStore = MemoryStateStore()
+    if name.startswith("sqlite"):
+        state = SQLiteStateStore(tmp_path / "state.sqlite3", fsync=name == "sqlite-fsync")
+    yield state
+    await state.aclose()
+
+
+def info(upload_id: str = "u1", **changes: object) -> UploadInfo:
+    record = UploadInfo(
+        id=upload_id,
+        length=10,
+        metadata={"filename": "YS50eHQ=", "flag": ""},
+        storage=StorageRef(backend="file", key=upload_id),
+        created_at=datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    return record.model_copy(update=changes)
+
+
+@pytest.mark.anyio
+async def test_create_then_get_returns_equal_record(store: UploadStateStore) -> None:
+    await store.create(info())
+    assert await store.get("u1") == info()
+
+
+@pytest.mark.anyio
+async def test_create_duplicate_raises(store: UploadStateStore) -> None:
+    await store.create(info())
+    with pytest.raises(UploadExistsError):
+        await store.create(info())
+
+
+@pytest.mark.anyio
+async def test_get_unknown_raises_not_found(store: UploadStateStore) -> None:
+    with pytest.raises(UploadNotFoundError):
+        await store.get("nope")
+
+
+@pytest.mark.anyio
+async def test_save_replaces_record(store: UploadStateStore) -> None:
+    await store.create(info(length=None))
+    await store.save(info(offset=7, length=9))
+    assert await store.get("u1") == info(offset=7, length=9)
+
+
+@pytest.mark.anyio
+async def test_save_after_delete_does_not_resurrect(store: UploadStateStore) -> None:
+    await store.create(info())
+    await store.delete("u1")
+    with pytest.raises(UploadNotFoundError):
+        await store.save(info(offset=3))
+    with pytest.raises(UploadNotFoundError):
+        await store.get("u1")
+
+
+@pytest.mark.anyio
+async def test_delete_is_idempotent(store: UploadStateStore) -> None:
+    await store.create(info())
+    await store.delete("u1")
+    await store.delete("u1")
+    with pytest.raises(UploadNotFoundError):
+        await store.get("u1")
+
+
+@pytest.mark.anyio
+async def test_sqlite_records_survive_reopen(tmp_path: Path) -> None:
+    first = SQLiteStateStore(tmp_path / "state.sqlite3")
+    await first.create(info())
+    await first.save(info(offset=4))
+    await first.aclose()
+    second = SQLiteStateStore(tmp_path / "state.sqlite3")
+    assert await second.get("u1") == info(offset=4)
+    await second.aclose()

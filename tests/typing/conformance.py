@@ -1,0 +1,26 @@
+"""mypy-only checks that each implementation satisfies its Protocol (never run by pytest).
+
+The Python form of tusd's `var _ handler.DataStore = FileStore{}`: if a backend drifts from the
+contract, `mypy --strict` fails here.
+"""
+
+from storage_backends import LocalStorage, MemoryStorage
+from storage_backends.base import StorageBackend, SupportsDelete
+from tusserver.locking import Lease, Locker, MemoryLease, MemoryLocker
+from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+
+
+def _local(storage: LocalStorage) -> tuple[StorageBackend, SupportsDelete]:
+    return storage, storage
+
+
+def _memory(storage: MemoryStorage) -> tuple[StorageBackend, SupportsDelete]:
+    return storage, storage
+
+
+def _states(memory: MemoryStateStore, sqlite: SQLiteStateStore) -> tuple[UploadStateStore, UploadStateStore]:
+    return memory, sqlite
+
+
+def _locks(locker: MemoryLocker, lease: MemoryLease) -> tuple[Locker, Lease]:
+    return locker, lease

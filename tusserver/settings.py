@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from tusserver.urls import TrustedProxies
+
 __all__ = ["Settings"]
 
 
@@ -40,6 +42,12 @@ class Settings(BaseModel, frozen=True):
     fsync: bool = False
     require_tus_resumable_on_head: bool = True
     log_level: str = "info"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        TrustedProxies.parse(value)  # raises ValueError on an entry that is no IP, network or "*"
+        return value
 
     @field_validator("base_path")
     @classmethod

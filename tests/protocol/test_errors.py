@@ -1,0 +1,80 @@
+"""The error table (tusserver.protocol.errors): status, code and own headers of every error."""
+
+from __future__ import annotations
+
+import pytest
+
+from tusserver.protocol import errors
+
+TABLE: list[tuple[type[errors.TusError], int, str]] = [
+    (errors.UnsupportedVersionError, 412, "ERR_UNSUPPORTED_VERSION"),  # item 2
+    (errors.InvalidContentTypeError, 415, "ERR_INVALID_CONTENT_TYPE"),  # item 20
+    (errors.InvalidOffsetError, 400, "ERR_INVALID_OFFSET"),  # item 21
+    (errors.InvalidLengthError, 400, "ERR_INVALID_UPLOAD_LENGTH"),  # items 33, 34, 53
+    (errors.InvalidMetadataError, 400, "ERR_INVALID_METADATA"),  # item 40
+    (errors.ExtensionUnsupportedError, 400, "ERR_EXTENSION_UNSUPPORTED"),  # item 51
+    (errors.UploadNotFoundError, 404, "ERR_UPLOAD_NOT_FOUND"),  # items 14, 22
+    (errors.MethodNotAllowedError, 405, "ERR_METHOD_NOT_ALLOWED"),
+    (errors.MaxSizeExceededError, 413, "ERR_MAX_SIZE_EXCEEDED"),  # item 35
+    (errors.SizeExceededError, 413, "ERR_UPLOAD_SIZE_EXCEEDED"),  # item 23
+    (errors.UploadLockedError, 423, "ERR_UPLOAD_LOCKED"),  # item 28
+    (errors.UploadExistsError, 409, "ERR_UPLOAD_EXISTS"),
+    (errors.UploadInterruptedError, 400, "ERR_UPLOAD_INTERRUPTED"),  # item 28
+    (errors.ReadTimeoutError, 500, "ERR_READ_TIMEOUT"),  # item 27
+    (errors.StorageFailureError, 500, "ERR_STORAGE"),
+    (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
+    (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
+]
+
+
+@pytest.mark.parametrize(("cls", "status", "code"), TABLE, ids=[cls.__name__ for cls, _, _ in TABLE])
+def test_error_status_and_code(cls: type[errors.TusError], status: int, code: str) -> None:
+    error = cls()
+    assert (error.status, error.code) == (status, code)
+    assert error.message
+
+
+def test_offset_mismatch_status_and_code() -> None:
+    """Item 19 (its constructor needs the current offset)."""
+    error = errors.OffsetMismatchError(3)
+    assert (error.status, error.code, error.current_offset) == (409, "ERR_MISMATCHED_OFFSET", 3)
+
+
+def test_error_codes_are_unique() -> None:
+    codes = [code for _, _, code in TABLE] + [errors.OffsetMismatchError.code]
+    assert len(codes) == len(set(codes))
+
+
+def test_table_covers_every_exported_error() -> None:
+    exported = {getattr(errors, name) for name in errors.__all__} - {errors.TusError}
+    assert exported == {cls for cls, _, _ in TABLE} | {errors.OffsetMismatchError}
+
+
+def test_error_custom_message_replaces_default() -> None:
+    error = errors.InvalidLengthError("custom")
+    assert error.message == "custom"
+    assert str(error) == "custom"
+
+
+@pytest.mark.parametrize(("cls", "status", "code"), TABLE, ids=[cls.__name__ for cls, _, _ in TABLE])
+def test_temporary_failures_are_retryable_statuses(cls: type[errors.TusError], status: int, code: str) -> None:
+    """tus-js-client retries only 5xx, 409 and 423: every 4xx here must be a permanent client error."""
+    retryable = status >= 500 or status in {409, 423}
+    temporary = cls in {errors.UploadLockedError, errors.ReadTimeoutError, errors.ServiceUnavailableError}
+    assert retryable or not temporary
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (errors.UnsupportedVersionError(), {"Tus-Version": "1.0.0"}),
+        (errors.OffsetMismatchError(7), {"Upload-Offset": "7"}),
+        (errors.ServiceUnavailableError(), {"Retry-After": "1"}),
+        (errors.MethodNotAllowedError(allow="GET"), {"Allow": "GET"}),
+        (errors.MethodNotAllowedError(), {}),
+        (errors.InvalidOffsetError(), {}),
+    ],
+    ids=["412-tus-version", "409-offset", "503-retry-after", "405-allow", "405-no-allow", "plain"],
+)
+def test_error_own_headers(error: errors.TusError, expected: dict[str, str]) -> None:
+    assert error.headers() == expected

@@ -89,21 +89,18 @@ def create_app(
 
 
 def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:
-    collection = [
-        Route(base_path, endpoints.route(endpoints.post), methods=["POST"]),
-        Route(base_path, endpoints.route(endpoints.options), methods=["OPTIONS"]),
+    # One route per URL listing all its methods, so a 405 names every allowed method (RFC 9110 §15.5.6).
+    collection = {"POST": endpoints.post, "OPTIONS": endpoints.options}
+    upload = {"HEAD": endpoints.head, "PATCH": endpoints.patch, "OPTIONS": endpoints.options}
+    if isinstance(endpoints.tus.storage, SupportsDelete):
+        upload["DELETE"] = endpoints.delete
+    routes = [
+        Route(base_path, endpoints.route(collection), methods=list(collection)),
+        Route(base_path + "{upload_id}", endpoints.route(upload), methods=list(upload), name="tus_upload"),
     ]
     if base_path != "/":  # "/files" as well as "/files/": no redirect for a POST
-        collection += [Route(base_path.rstrip("/"), route.endpoint, methods=route.methods) for route in collection]
-    upload_path = base_path + "{upload_id}"
-    upload = [
-        Route(upload_path, endpoints.route(endpoints.head), methods=["HEAD"], name="tus_upload"),
-        Route(upload_path, endpoints.route(endpoints.patch), methods=["PATCH"]),
-        Route(upload_path, endpoints.route(endpoints.options), methods=["OPTIONS"]),
-    ]
-    if isinstance(endpoints.tus.storage, SupportsDelete):
-        upload.append(Route(upload_path, endpoints.route(endpoints.delete), methods=["DELETE"]))
-    return collection + upload
+        routes.append(Route(base_path.rstrip("/"), routes[0].endpoint, methods=list(collection)))
+    return routes
 
 
 def _middleware(settings: Settings) -> list[Middleware]:

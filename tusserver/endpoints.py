@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -85,12 +85,13 @@ class Endpoints:
     def __init__(self, tus: TusContext) -> None:
         self.tus = tus
 
-    def route(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap a handler: render its `TusResponse`, or the error table's answer to any failure."""
+    def route(self, handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
+        """One endpoint for a URL: pick the handler by method, render its `TusResponse`, or the
+        error table's answer to any failure."""
 
         async def endpoint(request: Request) -> Response:
             try:
-                response = await handler(request)
+                response = await handlers[request.method](request)
             except Exception as exc:  # every failure becomes a clean, logged response
                 response = self._error_response(request, exc)
             return to_starlette(response)

@@ -1,0 +1,148 @@
+"""termination: PROTOCOL.md items 68-73."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from storage_backends.base import StorageRef
+from storage_backends.memory import MemoryStorage
+from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
+from tusserver import MemoryStateStore, Settings, create_app
+
+
+class NoDeleteStorage:
+    """MemoryStorage without `delete`: a backend that cannot terminate uploads."""
+
+    scheme: ClassVar[str] = "memory"
+
+    def __init__(self) -> None:
+        self.inner = MemoryStorage()
+
+    async def create(self, key: str, *, length: int | None) -> StorageRef:
+        return await self.inner.create(key, length=length)
+
+    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        return await self.inner.append(ref, offset, chunks)
+
+    async def stored_length(self, ref: StorageRef) -> int:
+        return await self.inner.stored_length(ref)
+
+    def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.inner.read(ref, start, end)
+
+    async def complete(self, ref: StorageRef) -> None:
+        await self.inner.complete(ref)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+async def no_delete_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a server whose storage cannot delete."""
+    app = create_app(Settings(data_dir=tmp_path / "data"), storage=NoDeleteStorage(), state=MemoryStateStore())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.mark.anyio
+async def test_delete_returns_204(client: httpx.AsyncClient) -> None:
+    """PROTOCOL.md item 68: 204 No Content with Tus-Resumable and no body."""
+    location = await create(client, 10)
+    responses = await run(client, [Exchange("DELETE", location, TUS, expect=204,
+                                            expect_headers={"Tus-Resumable": "1.0.0"})])  # fmt: skip
+    assert responses[0].content == b""
+
+
+@pytest.mark.anyio
+async def test_delete_removes_blob(client: httpx.AsyncClient, storage: MemoryStorage) -> None:
+    """PROTOCOL.md item 68: the stored bytes are gone from storage."""
+    location = await create(client, 10)
+    await run(client, [
+        Exchange("PATCH", location, PATCH_HEADERS | {"Upload-Offset": "0"}, b"hello", expect=204),
+        Exchange("DELETE", location, TUS, expect=204),
+    ])  # fmt: skip
+    assert storage.blobs == {}
+
+
+@pytest.mark.anyio
+async def test_delete_leaves_other_uploads(client: httpx.AsyncClient, storage: MemoryStorage) -> None:
+    """PROTOCOL.md item 68: only the named upload is terminated."""
+    doomed, kept = await create(client, 10), await create(client, 10)
+    await run(client, [
+        Exchange("DELETE", doomed, TUS, expect=204),
+        Exchange("HEAD", kept, TUS, expect=200, expect_headers={"Upload-Offset": "0"}),
+    ])  # fmt: skip
+    assert list(storage.blobs) == [kept.rsplit("/", 1)[1]]
+
+
+@pytest.mark.anyio
+async def test_deleted_upload_returns_404_afterwards(client: httpx.AsyncClient) -> None:
+    """PROTOCOL.md item 69: after DELETE, HEAD, PATCH and DELETE all give 404."""
+    location = await create(client, 10)
+    await run(client, [
+        Exchange("DELETE", location, TUS, expect=204),
+        Exchange("HEAD", location, TUS, expect=404, expect_headers={"Upload-Offset": None}),
+        Exchange("PATCH", location, PATCH_HEADERS | {"Upload-Offset": "0"}, b"hello", expect=404,
+                 expect_code="ERR_UPLOAD_NOT_FOUND"),
+        Exchange("DELETE", location, TUS, expect=404, expect_code="ERR_UPLOAD_NOT_FOUND"),
+    ])  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("url", ["/files/unknown", "/files/0123456789abcdef0123456789abcdef"])
+async def test_delete_unknown_upload_returns_404(client: httpx.AsyncClient, url: str) -> None:
+    """PROTOCOL.md item 70: DELETE on an unknown upload -> 404."""
+    await run(client, [Exchange("DELETE", url, TUS, expect=404, expect_code="ERR_UPLOAD_NOT_FOUND")])
+
+
+@pytest.mark.anyio
+async def test_delete_completed_upload_returns_204(client: httpx.AsyncClient, storage: MemoryStorage) -> None:
+    """PROTOCOL.md item 71: termination covers finished uploads too."""
+    location = await create(client, 5)
+    await run(client, [
+        Exchange("PATCH", location, PATCH_HEADERS | {"Upload-Offset": "0"}, b"hello", expect=204),
+        Exchange("DELETE", location, TUS, expect=204),
+        Exchange("HEAD", location, TUS, expect=404),
+    ])  # fmt: skip
+    assert storage.blobs == {}
+
+
+@pytest.mark.anyio
+async def test_delete_deferred_upload_returns_204(client: httpx.AsyncClient) -> None:
+    """PROTOCOL.md items 48, 68: an upload whose length is still unknown can be terminated."""
+    location = await create(client)
+    await run(client, [
+        Exchange("DELETE", location, TUS, expect=204),
+        Exchange("HEAD", location, TUS, expect=404),
+    ])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_delete_collection_returns_405(client: httpx.AsyncClient, storage: MemoryStorage) -> None:
+    """PROTOCOL.md item 68: DELETE targets an upload URL; the creation endpoint cannot be terminated."""
+    await create(client, 5)
+    await run(client, [Exchange("DELETE", "/files/", TUS, expect=405, expect_code="ERR_METHOD_NOT_ALLOWED")])
+    assert len(storage.blobs) == 1
+
+
+@pytest.mark.anyio
+async def test_termination_not_advertised_without_delete_support(no_delete_client: httpx.AsyncClient) -> None:
+    """PROTOCOL.md item 8: Tus-Extension lists exactly what works; no delete in storage, no termination."""
+    await run(no_delete_client, [Exchange("OPTIONS", "/files/", expect=200, expect_headers={
+        "Tus-Extension": "creation,creation-with-upload,creation-defer-length"})])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_delete_without_delete_support_returns_405(no_delete_client: httpx.AsyncClient) -> None:
+    """PROTOCOL.md items 8, 68: termination not offered, so DELETE is 405 and the upload survives."""
+    location = await create(no_delete_client, 10)
+    await run(no_delete_client, [
+        Exchange("DELETE", location, TUS, expect=405, expect_code="ERR_METHOD_NOT_ALLOWED"),
+        Exchange("HEAD", location, TUS, expect=200, expect_headers={"Upload-Offset": "0"}),
+    ])  # fmt: skip

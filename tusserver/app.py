@@ -96,7 +96,7 @@ def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:
         upload["DELETE"] = endpoints.delete
     routes = [
         Route(base_path, endpoints.route(collection), methods=list(collection)),
-        Route(base_path + "{upload_id}", endpoints.route(upload), methods=list(upload), name="tus_upload"),
+        Route(base_path + "{upload_id}", endpoints.route(upload), methods=list(upload)),
     ]
     if base_path != "/":  # "/files" as well as "/files/": no redirect for a POST
         routes.append(Route(base_path.rstrip("/"), routes[0].endpoint, methods=list(collection)))

@@ -75,8 +75,8 @@ def from_storage(exc: StorageError) -> TusError:
     if isinstance(exc, BlobNotFoundError):
         return UploadNotFoundError("the upload's data is gone")
     if isinstance(exc, StorageUnavailableError):
-        return ServiceUnavailableError(str(exc))
-    return StorageFailureError(str(exc))
+        return ServiceUnavailableError()
+    return StorageFailureError()  # details go to the log, not to the client
 
 
 class Endpoints:
@@ -188,7 +188,10 @@ class Endpoints:
             await self.tus.storage.complete(info.storage)
 
     def _location(self, request: Request, upload_id: str) -> str:
-        url = request.url_for("tus_upload", upload_id=upload_id)
+        # root_path holds this app's mount prefix; url_for would search the outermost router
+        # and could name another mounted tus app.
+        path = request.scope.get("root_path", "") + self.tus.settings.base_path + upload_id
+        url = request.url.replace(path=path, query="", fragment="")
         client = request.client.host if request.client else None
         if self.tus.trusted_proxies.trusts(client):
             scheme, host = forwarded_origin(request.headers)

@@ -139,8 +139,12 @@ class Endpoints:
     async def head(self, request: Request) -> TusResponse:
         """tus §HEAD: the upload's offset, length and metadata."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
-            info = await self.tus.state.get(upload_id)
+        info = await self.tus.state.get(upload_id)
+        if not info.is_complete:
+            # The lock makes a stalled PATCH store its bytes and let go, so the offset is current.
+            # A finished upload never changes, so any number of readers go without the lock.
+            async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
+                info = await self.tus.state.get(upload_id)
         return responses.head_response(info)
 
     async def patch(self, request: Request) -> TusResponse:

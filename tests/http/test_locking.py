@@ -80,6 +80,17 @@ async def test_request_on_lock_never_released_gets_423(
 
 
 @pytest.mark.anyio
+async def test_head_on_finished_upload_takes_no_lock(make_app: AppFactory) -> None:
+    """A finished upload never changes, so reading it waits for nobody (issue 2, item 4)."""
+    app = make_app(lock_timeout=0.1)
+    async with open_client(app) as client:
+        location = await create(client, 0)
+        async with app.state.tus.locker.acquire(upload_id(location), timeout=1) as lease:
+            await run(client, [Exchange("HEAD", location, TUS, expect=200, expect_headers={"Upload-Offset": "0"})])
+        assert not lease.release_requested
+
+
+@pytest.mark.anyio
 async def test_patch_rejected_as_locked_stores_nothing(make_app: AppFactory, storage: MemoryStorage) -> None:
     app = make_app(lock_timeout=0.1)
     async with open_client(app) as client:

@@ -1,0 +1,160 @@
+"""Summaries of the raw runs: medians with min-max, ratios against the peer and the ceilings, and the text table."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+GIB = 1 << 30
+SUBJECT = "tusserver"
+# (metric, higher is better) for the ratio lines
+RATIO_METRICS = (("rate", True), ("server_cpu", False), ("p99_ms", False), ("rss_peak_mb", False))
+SUMMARY_METRICS = ("rate", "p50_ms", "p99_ms", "server_cpu", "rss_peak_mb", "client_cpu_s", "foreign_cpu_s")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int] | None:
+    """median, min, max and n of the values; None for no values."""
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def summarize(runs: list[dict[str, Any]], workloads: list[str], servers: list[str]) -> dict[str, Any]:
+    """Per workload and server: spreads over the kept, error-free runs; plus ratios of the medians."""
+    summary: dict[str, Any] = {}
+    for workload in workloads:
+        per_server: dict[str, Any] = {}
+        for server in servers:
+            slot = [run for run in runs if run["workload"] == workload and run["server"] == server and run["kept"]]
+            if slot:
+                per_server[server] = _summarize_slot(slot)
+        summary[workload] = {"servers": per_server, "ratios": _ratios(per_server)}
+    return summary
+
+
+def _summarize_slot(slot: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [run for run in slot if not run["errors"]]
+    result: dict[str, Any] = {
+        "runs": len(slot),
+        "ok": len(good),
+        "clean": sum(not run["usage"]["contaminated"] for run in good),
+        "verified": sum(run["verified"] for run in slot),
+    }
+    for metric in SUMMARY_METRICS:
+        values = [run[metric] for run in good if run.get(metric) is not None]
+        result[metric] = spread(values)
+    return result
+
+
+def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
+    subject = per_server.get(SUBJECT)
+    if subject is None:
+        return {}
+    ratios: dict[str, dict[str, float]] = {}
+    for other, stats in per_server.items():
+        if other == SUBJECT:
+            continue
+        pairs = {}
+        for metric, _ in RATIO_METRICS:
+            ours, theirs = subject.get(metric), stats.get(metric)
+            if ours and theirs and theirs["median"]:
+                pairs[metric] = ours["median"] / theirs["median"]
+        ratios[other] = pairs
+    return ratios
+
+
+# --- text table ----------------------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(stats: dict[str, Any] | None, with_range: bool = False) -> str:
+    if not stats:
+        return "-"
+    if with_range and stats["n"] > 1:
+        return f"{_number(stats['median'])} [{_number(stats['min'])}-{_number(stats['max'])}]"
+    return _number(stats["median"])
+
+
+def _columns(unit: str, cpu_label: str) -> list[str]:
+    return [
+        "server",
+        f"{unit} median [min-max]",
+        "p50 ms",
+        "p99 ms",
+        cpu_label,
+        "peak RSS MB",
+        "client CPU-s",
+        "verified",
+        "runs (clean)",
+    ]
+
+
+def _row(label: str, stats: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        _cell(stats["rate"], with_range=True),
+        _cell(stats["p50_ms"]),
+        _cell(stats["p99_ms"]),
+        _cell(stats["server_cpu"]),
+        _cell(stats["rss_peak_mb"]),
+        _cell(stats["client_cpu_s"]),
+        f"{stats['verified']}/{stats['runs']}",
+        f"{stats['ok']} ({stats['clean']})",
+    ]
+
+
+def _render(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def _ratio_lines(ratios: dict[str, dict[str, float]], labels: dict[str, str], unit: str) -> list[str]:
+    names = {"rate": unit, "server_cpu": "server CPU", "p99_ms": "p99", "rss_peak_mb": "peak RSS"}
+    lines = []
+    for other, pairs in ratios.items():
+        if not pairs:
+            continue
+        text = ", ".join(f"{names[metric]} {value:.2f}x" for metric, value in pairs.items())
+        lines.append(f"  {SUBJECT} / {labels.get(other, other)}: {text}")
+    return lines
+
+
+def table(
+    summary: dict[str, Any],
+    titles: dict[str, str],
+    units: dict[str, str],
+    cpu_labels: dict[str, str],
+    labels: dict[str, str],
+    absent: dict[str, dict[str, str]],
+) -> str:
+    """The printed report: one block per workload, then the ratio lines (us/other, on medians)."""
+    out: list[str] = []
+    for workload, block in summary.items():
+        out.append(f"{workload}: {titles[workload]}")
+        rows = [_columns(units[workload], cpu_labels[workload])]
+        rows += [_row(labels.get(name, name), stats) for name, stats in block["servers"].items()]
+        out += _render(rows)
+        out += [f"  {labels.get(name, name)}: {reason}" for name, reason in absent.get(workload, {}).items()]
+        out += _ratio_lines(block["ratios"], labels, units[workload])
+        out.append("")
+    out.append("Ratios are tusserver / other on medians: above 1 is better for throughput, below 1 for CPU, p99, RSS.")
+    return "\n".join(out)

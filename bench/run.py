@@ -1,0 +1,442 @@
+"""Benchmark tusserver against @tus/server and the hardware ceiling, interleaved, and report medians and ratios.
+
+Run from the repository root:  .venv/bin/python bench/run.py            (full: 3 rounds, 1 GiB, 500 small uploads)
+                               .venv/bin/python bench/run.py --quick    (smoke test, under a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psutil
+import report
+import xxhash
+from measure import Meter, wait_for_quiet
+from servers import BENCH, NODE_DIR, REPO, Server, ServerError, all_servers, start
+from workloads import WORKLOADS, Inputs, Outcome, Verification, Workload, WorkloadError, warm_up
+
+GIB = 1 << 30
+GEN_BLOCK = 8 << 20
+FULL = {
+    "rounds": 3,
+    "size": "1G",
+    "small_count": 500,
+    "head_count": 10000,
+    "retries": 1,
+    "quiet_wait": 5.0,
+}
+QUICK = {
+    "rounds": 1,
+    "size": "128M",
+    "small_count": 100,
+    "head_count": 2000,
+    "retries": 0,
+    "quiet_wait": 0.0,
+}
+_SIZE = re.compile(r"([0-9]+)\s*([KMGT]?)(i?B)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "64K", "8MiB", "1G" (binary units)."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return int(match.group(1)) << (10 * " KMGT".index(match.group(2).upper() or " "))
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    add = parser.add_argument
+    add("--quick", action="store_true", help="smoke test: 1 round, 128M, 100 small uploads, 2000 HEADs, no retries")
+    add("--rounds", type=int, help="rounds; every server runs every workload once per round (full: 3)")
+    add("--size", help="W1/W2 upload size, e.g. 1G (full: 1G, quick: 128M)")
+    add("--chunk", default="8M", help="W2 PATCH size (default 8M)")
+    add("--small-count", type=int, help="W3 uploads per run (full: 500, quick: 100)")
+    add("--small-size", default="64K", help="W3 upload size (default 64K)")
+    add("--concurrency", type=int, default=32, help="W3/W4 concurrent requests (default 32)")
+    add("--head-count", type=int, help="W4 HEAD requests per run (full: 10000, quick: 2000)")
+    add("--head-uploads", type=int, default=100, help="W4 existing uploads the HEADs go to (default 100)")
+    add("--servers", type=_csv, default=["tusserver", "tus-node", "sink", "nginx"], help="comma-separated")
+    add("--workloads", type=_csv, default=list(WORKLOADS), help="comma-separated, from W1,W2,W3,W4")
+    add("--json", type=Path, default=BENCH / "results" / "latest.json", help="where the JSON report goes")
+    add("--retries", type=int, help="extra runs when a run is contaminated by other processes (full: 1)")
+    add("--quiet-wait", type=float, help="seconds to wait for the machine to go quiet before a run (full: 5)")
+    add("--nice", type=int, default=-10, help="niceness of the harness, servers and curl (default -10; needs root)")
+    add("--warmup", type=int, default=50, help="untimed tiny uploads (POST, PATCH, HEAD) before each run (default 50)")
+    add("--timeout", type=float, default=300.0, help="seconds any one run may take (default 300)")
+    add("--tmp-dir", type=Path, default=None, help="where sources and data directories go (default: system temp)")
+    add("--tusserver-args", default="", help="extra tusserver flags, e.g. '--fsync true'")
+    add("--no-setup", action="store_true", help="do not run bench/setup.sh (npm ci) when node_modules is missing")
+    args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    unknown = [name for name in args.workloads if name not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}")
+    return args
+
+
+# --- machine and inputs --------------------------------------------------------------------------------------
+
+
+def _command_output(command: list[str]) -> str:
+    if shutil.which(command[0]) is None:
+        return "absent"
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr).strip() else ""
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _fstype(path: Path) -> str:
+    best = max(
+        (part for part in psutil.disk_partitions(all=True) if str(path).startswith(part.mountpoint)),
+        key=lambda part: len(part.mountpoint),
+        default=None,
+    )
+    return f"{best.fstype} ({best.device}, {best.opts})" if best else "unknown"
+
+
+def machine_info(work: Path) -> dict[str, Any]:
+    git = ["git", "-C", str(REPO)]
+    return {
+        "cpu_model": _cpu_model(),
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "python": platform.python_version(),
+        "node": _command_output(["node", "--version"]),
+        "curl": _command_output(["curl", "--version"]),
+        "work_dir_fs": _fstype(work),
+        "load_average": os.getloadavg(),
+        "git_commit": _command_output([*git, "rev-parse", "HEAD"]),
+        "git_dirty": bool(_command_output([*git, "status", "--porcelain", "--untracked-files=no"])),
+    }
+
+
+def build_inputs(args: argparse.Namespace, work: Path) -> Inputs:
+    """Random source file (and its W2 pieces) on disk, and the small payloads in memory."""
+    size, chunk = parse_size(args.size), parse_size(args.chunk)
+    source, pieces_dir = work / "source.bin", work / "pieces"
+    pieces: list[Path] = []
+    digest = xxhash.xxh3_128()
+    if {"W1", "W2"} & set(args.workloads):
+        pieces_dir.mkdir()
+        with source.open("wb") as whole:
+            for index, offset in enumerate(range(0, size, chunk)):
+                piece = pieces_dir / f"{index:06d}"
+                if "W2" in args.workloads:
+                    pieces.append(piece)
+                _generate(whole, piece if "W2" in args.workloads else None, min(chunk, size - offset), digest)
+    small_size = parse_size(args.small_size)
+    count = args.small_count if "W3" in args.workloads else 1
+    return Inputs(
+        source=source,
+        source_hash=digest.hexdigest(),
+        size=size,
+        chunk=chunk,
+        pieces=pieces,
+        payloads=[os.urandom(small_size) for _ in range(count)],
+        small_size=small_size,
+        concurrency=args.concurrency,
+        head_count=args.head_count,
+        head_uploads=args.head_uploads,
+        timeout=args.timeout,
+    )
+
+
+def _generate(whole: BinaryIO, piece: Path | None, length: int, digest: xxhash.xxh3_128) -> None:
+    with piece.open("wb") if piece else open(os.devnull, "wb") as part:
+        for start in range(0, length, GEN_BLOCK):
+            block = os.urandom(min(GEN_BLOCK, length - start))
+            whole.write(block)
+            part.write(block)
+            digest.update(block)
+
+
+def _check_disk(args: argparse.Namespace, work: Path) -> None:
+    needed = (3 * parse_size(args.size) + GIB) if {"W1", "W2"} & set(args.workloads) else GIB
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        sys.exit(f"not enough free space in {work}: {free / GIB:.1f} GiB free, {needed / GIB:.1f} GiB needed")
+
+
+# --- one run -------------------------------------------------------------------------------------------------
+
+
+def _record(workload: Workload, outcome: Outcome, verification: Verification) -> dict[str, Any]:
+    latencies = outcome.latencies_ms
+    record: dict[str, Any] = {
+        "wall_s": outcome.wall_s,
+        "bytes": outcome.bytes,
+        "ops": outcome.ops,
+        "connections": outcome.connections,
+        "errors": outcome.errors[:20],
+        "error_count": len(outcome.errors),
+        "verified": verification.ok,
+        "verify_detail": verification.detail,
+        "bytes_verified": verification.bytes,
+        "p50_ms": report.percentile(latencies, 50),
+        "p90_ms": report.percentile(latencies, 90),
+        "p99_ms": report.percentile(latencies, 99),
+        "max_ms": max(latencies, default=None),
+        **workload.extra(),
+    }
+    if outcome.wall_s > 0:
+        work_done = outcome.bytes / 1e6 if workload.unit == "MB/s" else outcome.ops
+        record["rate"] = work_done / outcome.wall_s
+    return record
+
+
+def run_one(
+    server: Server, workload_key: str, inputs: Inputs, args: argparse.Namespace, run_dir: Path
+) -> dict[str, Any]:
+    """Start the server, prepare, measure the workload, stop, verify, delete the data. Never raises WorkloadError."""
+    record: dict[str, Any] = {"workload": workload_key, "server": server.name, "errors": [], "verified": False}
+    try:
+        running = start(server, run_dir)
+    except ServerError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return {**record, "errors": [str(exc)[:2000]]}
+    workload = WORKLOADS[workload_key](inputs, running)
+    outcome: Outcome | None = None
+    try:
+        if server.protocol == "tus":
+            warm_up(running.url, args.warmup, inputs.timeout)
+        workload.prepare()
+        record["quiet_wait_s"] = wait_for_quiet(args.quiet_wait)
+        with Meter(running.process.pid) as meter:
+            outcome = workload.execute()
+        record["usage"] = meter.usage.as_dict()
+    except (WorkloadError, ServerError, OSError, subprocess.TimeoutExpired, TimeoutError) as exc:
+        record["errors"] = [f"{type(exc).__name__}: {exc}"[:500]]
+    finally:
+        record["exit_code"] = running.stop()
+        if record["exit_code"] not in (0, None):
+            record["server_log"] = running.log_tail()
+    if outcome is not None:
+        record.update(_record(workload, outcome, workload.verify(outcome)))
+        _normalise_cpu(record, workload_key)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.sync()  # start the next run with no dirty pages from this one
+    return record
+
+
+def _normalise_cpu(record: dict[str, Any], workload_key: str) -> None:
+    usage = record["usage"]
+    record["server_cpu_s"] = usage["server_cpu_s"]
+    record["client_cpu_s"] = usage["client_cpu_s"]
+    record["foreign_cpu_s"] = usage["foreign_cpu_s"]
+    record["rss_peak_mb"] = usage["rss_peak_mb"]
+    if workload_key in ("W1", "W2"):
+        record["server_cpu"] = usage["server_cpu_s"] / (record["bytes"] / GIB) if record["bytes"] else None
+    else:
+        record["server_cpu"] = usage["server_cpu_s"]
+
+
+def _progress(record: dict[str, Any], round_index: int, rounds: int) -> str:
+    head = f"[round {round_index + 1}/{rounds}] {record['workload']} {record['server']:<10}"
+    if record["errors"] or "rate" not in record:
+        return f"{head} FAILED: {'; '.join(record['errors'][:2])}"
+    unit = "MB/s" if record["workload"] in ("W1", "W2") else "op/s"
+    latency = f", p50 {record['p50_ms']:.1f} ms, p99 {record['p99_ms']:.1f} ms" if record["p99_ms"] is not None else ""
+    usage = record["usage"]
+    return (
+        f"{head} {record['rate']:8.1f} {unit}{latency}, server CPU {usage['server_cpu_s']:.2f} s, "
+        f"peak RSS {usage['rss_peak_mb']:.0f} MB, {'verified' if record['verified'] else 'NOT VERIFIED'}, "
+        f"{record['connections']} conn, "
+        f"foreign CPU {usage['foreign_cpu_s']:.2f} s{' (contaminated)' if usage['contaminated'] else ''}"
+    )
+
+
+# --- the whole benchmark -------------------------------------------------------------------------------------
+
+
+def schedule(args: argparse.Namespace, servers: list[Server]) -> Iterator[tuple[int, str, Server]]:
+    """Round by round, workload by workload, every server in turn; the order of servers rotates each round."""
+    for round_index in range(args.rounds):
+        shift = round_index % len(servers) if servers else 0
+        order = servers[shift:] + servers[:shift]
+        for workload in args.workloads:
+            for server in order:
+                if workload in server.workloads:
+                    yield round_index, workload, server
+
+
+def run_all(args: argparse.Namespace, servers: list[Server], inputs: Inputs, work: Path) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for sequence, (round_index, workload, server) in enumerate(schedule(args, servers)):
+        for attempt in range(1 + args.retries):
+            record = run_one(server, workload, inputs, args, work / f"run-{sequence}-{attempt}")
+            record.update(round=round_index, attempt=attempt, kept=False)
+            runs.append(record)
+            print(_progress(record, round_index, args.rounds), flush=True)
+            if record["errors"] or not record.get("usage", {}).get("contaminated"):
+                break
+        record["kept"] = True
+    return runs
+
+
+def _set_priority(niceness: int) -> str:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except OSError as exc:
+        return f"could not set niceness {niceness}: {exc}"
+    return f"niceness {niceness}"
+
+
+def _ensure_node(args: argparse.Namespace, servers: dict[str, Server]) -> None:
+    if "tus-node" in args.servers and not (NODE_DIR / "node_modules").is_dir() and not args.no_setup:
+        if shutil.which("npm") is None:
+            print("npm is not on PATH: @tus/server cannot be installed", file=sys.stderr)
+            return
+        print("installing @tus/server (bench/setup.sh) ...", flush=True)
+        subprocess.run(["bash", str(BENCH / "setup.sh")], check=True, timeout=600)
+
+
+def _select(args: argparse.Namespace) -> tuple[list[Server], dict[str, Any], dict[str, dict[str, str]]]:
+    available = all_servers(args.tusserver_args.split())
+    unknown = [name for name in args.servers if name not in available]
+    if unknown:
+        sys.exit(f"unknown servers {unknown}; known: {', '.join(available)}")
+    _ensure_node(args, available)
+    chosen: list[Server] = []
+    info: dict[str, Any] = {}
+    absent: dict[str, dict[str, str]] = {}
+    for name in args.servers:
+        server = available[name]
+        reason = server.unavailable()
+        info[name] = {"label": server.label, "role": server.role, "available": reason is None, "reason": reason}
+        if reason is None:
+            info[name]["version"] = server.version()
+            chosen.append(server)
+            continue
+        print(f"{server.label}: {reason}", flush=True)
+        for workload in server.workloads & set(args.workloads):
+            absent.setdefault(workload, {})[name] = reason
+    return chosen, info, absent
+
+
+def _config(args: argparse.Namespace, inputs: Inputs, priority: str) -> dict[str, Any]:
+    return {
+        "rounds": args.rounds,
+        "size": inputs.size,
+        "chunk": inputs.chunk,
+        "small_count": len(inputs.payloads) if "W3" in args.workloads else 0,
+        "small_size": inputs.small_size,
+        "concurrency": inputs.concurrency,
+        "head_count": inputs.head_count,
+        "head_uploads": inputs.head_uploads,
+        "workloads": args.workloads,
+        "servers": args.servers,
+        "retries": args.retries,
+        "quiet_wait_s": args.quiet_wait,
+        "warmup": args.warmup,
+        "priority": priority,
+        "tusserver_args": args.tusserver_args,
+        "quick": args.quick,
+        "client": f"curl for W1/W2; aiohttp {_version('aiohttp')} on uvloop for W3/W4",
+    }
+
+
+def _version(package: str) -> str:
+    return metadata.version(package)
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 6 significant digits, recursively: the measurements are not more precise than that."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_rounded(document), indent=2, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    priority = _set_priority(args.nice)
+    servers, server_info, absent = _select(args)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="tusbench-", dir=args.tmp_dir))
+    try:
+        _check_disk(args, work)
+        inputs = build_inputs(args, work)
+        document: dict[str, Any] = {
+            "schema": 1,
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": machine_info(work),
+            "config": _config(args, inputs, priority),
+            "servers": server_info,
+        }
+        runs = run_all(args, servers, inputs, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = report.summarize(runs, args.workloads, [server.name for server in servers])
+    titles = {key: _title(key, inputs) for key in args.workloads}
+    units = {key: WORKLOADS[key].unit for key in args.workloads}
+    cpu_labels = {key: _cpu_label(key, inputs) for key in args.workloads}
+    labels = {name: info["label"] for name, info in server_info.items()}
+    text = report.table(summary, titles, units, cpu_labels, labels, absent)
+    document.update(duration_s=round(time.monotonic() - started, 1), summary=summary, table=text, runs=runs)
+    _write_json(args.json, document)
+    print("\n" + text)
+    print(f"\nJSON: {args.json}   ({document['duration_s']:.0f} s)")
+
+
+def _human(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} B"
+
+
+def _title(key: str, inputs: Inputs) -> str:
+    if key == "W1":
+        return f"{_human(inputs.size)} in one PATCH (curl -T; nginx: PUT)"
+    if key == "W2":
+        return f"{_human(inputs.size)} in {_human(inputs.chunk)} PATCHes on one connection (curl --next)"
+    if key == "W3":
+        return f"{len(inputs.payloads)} uploads of {_human(inputs.small_size)} (POST + PATCH), c={inputs.concurrency}"
+    return f"{inputs.head_count} HEADs on {inputs.head_uploads} uploads, c={inputs.concurrency}"
+
+
+def _cpu_label(key: str, inputs: Inputs) -> str:
+    if key in ("W1", "W2"):
+        return "CPU-s/GiB"
+    return f"CPU-s/{len(inputs.payloads) if key == 'W3' else inputs.head_count}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,482 @@
+"""The four workloads. Each has an unmeasured prepare(), a measured execute() and a verify() after the server stops.
+
+- W1: one upload of `size` bytes in a single PATCH, sent by `curl -T` (PUT for nginx).
+- W2: the same bytes in `chunk`-sized PATCHes, all sent by one curl process over one keep-alive connection.
+- W3: `small_count` uploads of `small_size` bytes (POST + PATCH each) at `concurrency`, aiohttp client.
+- W4: `head_count` HEAD requests at `concurrency` over `head_uploads` half-filled uploads, aiohttp client.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import anyio
+import anyio.abc
+import xxhash
+from servers import HOST, RunningServer
+
+TUS = {"Tus-Resumable": "1.0.0"}
+PATCH_HEADERS = {**TUS, "Content-Type": "application/offset+octet-stream"}
+CURL_WRITE_OUT = "%{http_code} %{num_connects} %{size_upload}\\n"
+HASH_BLOCK = 8 << 20
+
+
+class WorkloadError(RuntimeError):
+    """A request failed in a way that makes the run meaningless."""
+
+
+@dataclass
+class Inputs:
+    """What the workloads send; built once per benchmark and shared by every run."""
+
+    source: Path
+    source_hash: str
+    size: int
+    chunk: int
+    pieces: list[Path]
+    payloads: list[bytes]
+    small_size: int
+    concurrency: int
+    head_count: int
+    head_uploads: int
+    timeout: float
+
+
+@dataclass
+class Outcome:
+    """What the client saw: bytes sent, operations done, their latencies, and anything that went wrong."""
+
+    wall_s: float = 0.0
+    bytes: int = 0
+    ops: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    connections: int | None = None
+
+
+@dataclass
+class Verification:
+    """Whether what the server stored (or answered) matches what was sent."""
+
+    ok: bool
+    checked: int
+    bytes: int
+    detail: str
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(size, xxh128 hex) of a file."""
+    digest = xxhash.xxh3_128()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def tus_create(url: str, length: int, timeout: float) -> str:
+    """POST a tus creation request; returns the absolute upload URL."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=timeout)
+    try:
+        connection.request("POST", parts.path, headers={**TUS, "Upload-Length": str(length)})
+        response = connection.getresponse()
+        response.read()
+        location = response.getheader("Location")
+    finally:
+        connection.close()
+    if response.status != 201 or not location:
+        raise WorkloadError(f"POST {url} answered {response.status}")
+    return urljoin(url, location)
+
+
+def _exchange(
+    connection: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> http.client.HTTPResponse:
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def warm_up(url: str, count: int, timeout: float) -> None:
+    """`count` tiny uploads (POST, PATCH of 1 KiB, HEAD) on one connection, untimed.
+
+    So that no measured request pays for first use (imports, database set-up, V8 compiling the hot paths).
+    """
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=timeout)
+    body = bytes(1024)
+    try:
+        for _ in range(count):
+            created = _exchange(connection, "POST", parts.path, {**TUS, "Upload-Length": str(len(body))})
+            path = urlsplit(urljoin(url, created.getheader("Location") or "")).path
+            patched = _exchange(connection, "PATCH", path, {**PATCH_HEADERS, "Upload-Offset": "0"}, body)
+            head = _exchange(connection, "HEAD", path, TUS)
+            if (created.status, patched.status, head.status) != (201, 204, 200):
+                raise WorkloadError(f"warm-up answered {created.status}, {patched.status}, {head.status}")
+    finally:
+        connection.close()
+
+
+class Workload(ABC):
+    """One run of one workload against one started server."""
+
+    key: ClassVar[str]
+    title: ClassVar[str]
+    unit: ClassVar[str]  # "MB/s" or "op/s"
+
+    def __init__(self, inputs: Inputs, server: RunningServer) -> None:
+        self.inputs = inputs
+        self.server = server
+
+    def prepare(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Unmeasured set-up (creating uploads)."""
+
+    @abstractmethod
+    def execute(self) -> Outcome:
+        """The measured part."""
+
+    @abstractmethod
+    def verify(self, outcome: Outcome) -> Verification:
+        """Checks after the server has stopped."""
+
+    def extra(self) -> dict[str, Any]:
+        """Workload-specific facts for the JSON record."""
+        return {}
+
+
+# --- W1 / W2: curl -------------------------------------------------------------------------------------------
+
+
+def _curl_base(timeout: float) -> list[str]:
+    return ["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", CURL_WRITE_OUT, "--max-time", str(int(timeout))]
+
+
+def _curl_patch(url: str, path: Path, offset: int, timeout: float) -> list[str]:
+    headers = [f"{key}: {value}" for key, value in PATCH_HEADERS.items()] + [f"Upload-Offset: {offset}", "Expect:"]
+    header_args = [arg for header in headers for arg in ("-H", header)]
+    return [*_curl_base(timeout), "-X", "PATCH", "-T", str(path), *header_args, url]
+
+
+def _curl_put(url: str, path: Path, timeout: float) -> list[str]:
+    return [*_curl_base(timeout), "-T", str(path), "-H", "Expect:", url]
+
+
+def run_curl(transfers: list[list[str]], timeout: float, expected: set[int]) -> Outcome:
+    """One curl process for all transfers (joined with --next, so the connection is reused)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise WorkloadError("curl is not on PATH")
+    command = [curl]
+    for index, transfer in enumerate(transfers):
+        command += (["--next"] if index else []) + transfer
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30, check=False)
+    outcome = Outcome(wall_s=time.perf_counter() - start)
+    lines = done.stdout.split()
+    codes, connects, sent = (lines[0::3], lines[1::3], lines[2::3])
+    outcome.bytes = sum(int(value) for value in sent)
+    outcome.ops = len(codes)
+    outcome.connections = sum(int(value) for value in connects)
+    if done.returncode != 0:
+        outcome.errors.append(f"curl exited {done.returncode}: {done.stderr.strip()[:300]}")
+    bad = [code for code in codes if int(code) not in expected]
+    if bad or len(codes) != len(transfers):
+        outcome.errors.append(f"{len(codes)}/{len(transfers)} transfers, unexpected status codes {sorted(set(bad))}")
+    return outcome
+
+
+class BigUpload(Workload):
+    """Shared by W1 and W2: one upload of the source file; verified by size and xxh128 of the stored file."""
+
+    unit = "MB/s"
+    upload_url = ""
+
+    def prepare(self) -> None:
+        if self.server.server.protocol == "tus":
+            self.upload_url = tus_create(self.server.url, self.inputs.size, self.inputs.timeout)
+        else:
+            self.upload_url = self.server.url + f"{self.key.lower()}.bin"
+
+    def verify(self, outcome: Outcome) -> Verification:
+        path = self.server.stored_path(self.upload_url)
+        if not path.exists():
+            return Verification(False, 0, 0, f"{path} does not exist")
+        size, digest = file_digest(path)
+        ok = size == self.inputs.size and digest == self.inputs.source_hash
+        detail = "size and xxh128 match" if ok else f"stored {size} B xxh128 {digest}"
+        return Verification(ok, 1, size, detail)
+
+
+class W1(BigUpload):
+    key = "W1"
+    title = "one upload in a single PATCH (curl -T)"
+
+    def execute(self) -> Outcome:
+        if self.server.server.protocol == "tus":
+            transfer = _curl_patch(self.upload_url, self.inputs.source, 0, self.inputs.timeout)
+            return run_curl([transfer], self.inputs.timeout, {204})
+        return run_curl(
+            [_curl_put(self.upload_url, self.inputs.source, self.inputs.timeout)], self.inputs.timeout, {201, 204}
+        )
+
+
+class W2(BigUpload):
+    key = "W2"
+    title = "the same upload in chunked PATCHes, one connection (curl --next)"
+
+    def prepare(self) -> None:
+        if self.server.server.protocol != "tus":
+            raise WorkloadError(f"{self.server.server.name} does not take part in W2")
+        super().prepare()
+
+    def execute(self) -> Outcome:
+        transfers = [
+            _curl_patch(self.upload_url, piece, index * self.inputs.chunk, self.inputs.timeout)
+            for index, piece in enumerate(self.inputs.pieces)
+        ]
+        outcome = run_curl(transfers, self.inputs.timeout, {204})
+        if outcome.connections != 1:
+            outcome.errors.append(f"curl opened {outcome.connections} connections, expected 1")
+        return outcome
+
+    def extra(self) -> dict[str, Any]:
+        return {"patches": len(self.inputs.pieces), "chunk": self.inputs.chunk}
+
+
+# --- W3 / W4: aiohttp ----------------------------------------------------------------------------------------
+
+
+def _run_async(function: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(function, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+def _session(concurrency: int, timeout: float, outcome: Outcome | None = None) -> aiohttp.ClientSession:
+    """A pool of `concurrency` keep-alive connections; counts the connections it opens into outcome."""
+    traces = []
+    if outcome is not None:
+        outcome.connections = 0
+
+        async def opened(session: object, context: object, params: object) -> None:
+            outcome.connections = (outcome.connections or 0) + 1
+
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(opened)
+        traces.append(trace)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeouts = aiohttp.ClientTimeout(total=timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeouts, trace_configs=traces)
+
+
+async def _upload(session: aiohttp.ClientSession, url: str, length: int, body: bytes) -> str:
+    """POST + PATCH one upload; returns its URL."""
+    async with session.post(url, headers={**TUS, "Upload-Length": str(length)}) as response:
+        await response.read()
+        location = response.headers.get("Location")
+        if response.status != 201 or not location:
+            raise WorkloadError(f"POST answered {response.status}")
+    upload_url = urljoin(url, location)
+    async with session.patch(upload_url, data=body, headers={**PATCH_HEADERS, "Upload-Offset": "0"}) as response:
+        await response.read()
+        if response.status != 204 or response.headers.get("Upload-Offset") != str(len(body)):
+            raise WorkloadError(
+                f"PATCH answered {response.status}, Upload-Offset {response.headers.get('Upload-Offset')}"
+            )
+    return upload_url
+
+
+async def _workers(concurrency: int, count: int, job: Callable[[int], Awaitable[None]]) -> None:
+    """Run job(0..count-1) with `concurrency` workers that share one index iterator."""
+    indices: Iterator[int] = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:
+            await job(index)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(concurrency):
+            group.start_soon(worker)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+class W3(Workload):
+    key = "W3"
+    title = "small uploads (POST + PATCH) at concurrency"
+    unit = "uploads/s"
+
+    def __init__(self, inputs: Inputs, server: RunningServer) -> None:
+        super().__init__(inputs, server)
+        self.urls: list[str | None] = [None] * len(inputs.payloads)
+
+    def execute(self) -> Outcome:
+        outcome = Outcome()
+        _run_async(lambda: self._run(outcome))
+        outcome.ops = sum(url is not None for url in self.urls)
+        outcome.bytes = sum(len(body) for url, body in zip(self.urls, self.inputs.payloads, strict=True) if url)
+        return outcome
+
+    async def _run(self, outcome: Outcome) -> None:
+        payloads = self.inputs.payloads
+
+        async def job(index: int) -> None:
+            started = time.perf_counter()
+            try:
+                self.urls[index] = await _upload(session, self.server.url, len(payloads[index]), payloads[index])
+            except (aiohttp.ClientError, TimeoutError, WorkloadError) as exc:
+                outcome.errors.append(_describe(exc))
+                return
+            outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+        async with _session(self.inputs.concurrency, self.inputs.timeout, outcome) as session:
+            start = time.perf_counter()
+            with anyio.fail_after(self.inputs.timeout):
+                await _workers(self.inputs.concurrency, len(payloads), job)
+            outcome.wall_s = time.perf_counter() - start
+
+    def verify(self, outcome: Outcome) -> Verification:
+        good = total = 0
+        for url, body in zip(self.urls, self.inputs.payloads, strict=True):
+            if url is None:
+                continue
+            path = self.server.stored_path(url)
+            stored = path.read_bytes() if path.exists() else b""
+            good += stored == body
+            total += len(stored)
+        ok = good == len(self.inputs.payloads)
+        return Verification(ok, good, total, f"{good}/{len(self.inputs.payloads)} stored files match (size + bytes)")
+
+    def extra(self) -> dict[str, Any]:
+        return {"uploads": len(self.inputs.payloads), "upload_size": self.inputs.small_size}
+
+
+class HeadClient:
+    """A minimal keep-alive HEAD client on one connection.
+
+    W4 does not use aiohttp: its C parser (llhttp) decides whether to keep a connection before it knows the
+    response was to a HEAD, so it closes the connection after every HEAD response without Content-Length, which
+    is what Node sends. W4 would then measure TCP connects on one server and HEADs on the other.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stream: anyio.abc.SocketStream | None = None
+        self.buffer = b""
+        self.opened = 0
+
+    async def head(self, path: str) -> tuple[int, dict[str, str]]:
+        """Send one HEAD and read its response head; returns (status, lower-cased headers)."""
+        if self.stream is None:
+            self.stream = await anyio.connect_tcp(HOST, self.port)
+            self.buffer = b""
+            self.opened += 1
+        request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nTus-Resumable: 1.0.0\r\n\r\n"
+        await self.stream.send(request.encode("latin-1"))
+        while b"\r\n\r\n" not in self.buffer:
+            if len(self.buffer) > 65536:
+                raise WorkloadError("response head too large")
+            self.buffer += await self.stream.receive(65536)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if headers.get("connection", "").lower() == "close":
+            await self.aclose()
+        return int(status_line.split(" ", 2)[1]), headers
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+            self.stream = None
+
+
+class W4(Workload):
+    key = "W4"
+    title = "HEAD requests on existing uploads at concurrency"
+    unit = "HEAD/s"
+
+    def __init__(self, inputs: Inputs, server: RunningServer) -> None:
+        super().__init__(inputs, server)
+        self.targets: list[str] = []
+        self.mismatches = 0
+        self.answered = 0
+
+    @property
+    def filled(self) -> int:
+        return self.inputs.small_size // 2
+
+    def prepare(self) -> None:
+        async def create() -> None:
+            body = self.inputs.payloads[0][: self.filled]
+            async with _session(self.inputs.concurrency, self.inputs.timeout) as session:
+                for _ in range(self.inputs.head_uploads):
+                    self.targets.append(await _upload(session, self.server.url, self.inputs.small_size, body))
+
+        _run_async(create)
+
+    def execute(self) -> Outcome:
+        outcome = Outcome()
+        _run_async(lambda: self._run(outcome))
+        outcome.ops = self.answered
+        return outcome
+
+    async def _run(self, outcome: Outcome) -> None:
+        expected = (str(self.filled), str(self.inputs.small_size))
+        paths = [urlsplit(url).path for url in self.targets]
+        indices = iter(range(self.inputs.head_count))
+        clients: list[HeadClient] = []
+
+        async def worker() -> None:
+            client = HeadClient(self.server.port)
+            clients.append(client)
+            try:
+                for index in indices:
+                    started = time.perf_counter()
+                    try:
+                        status, headers = await client.head(paths[index % len(paths)])
+                    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, WorkloadError) as exc:
+                        outcome.errors.append(_describe(exc))
+                        await client.aclose()
+                        continue
+                    outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    self.answered += 1
+                    got = (headers.get("upload-offset"), headers.get("upload-length"))
+                    self.mismatches += status != 200 or got != expected
+            finally:
+                await client.aclose()
+
+        start = time.perf_counter()
+        with anyio.fail_after(self.inputs.timeout):
+            async with anyio.create_task_group() as group:
+                for _ in range(self.inputs.concurrency):
+                    group.start_soon(worker)
+        outcome.wall_s = time.perf_counter() - start
+        outcome.connections = sum(client.opened for client in clients)
+
+    def verify(self, outcome: Outcome) -> Verification:
+        good = self.answered - self.mismatches
+        ok = good == self.inputs.head_count
+        detail = f"{good}/{self.inputs.head_count} HEADs answered 200 with the right Upload-Offset and Upload-Length"
+        return Verification(ok, good, 0, detail)
+
+    def extra(self) -> dict[str, Any]:
+        return {"heads": self.inputs.head_count, "uploads": self.inputs.head_uploads}
+
+
+WORKLOADS: dict[str, type[Workload]] = {cls.key: cls for cls in (W1, W2, W3, W4)}

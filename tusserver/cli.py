@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the server on uvicorn with the given flags."""
     settings = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal through the handler that
+    # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tusserver.protocol.errors import TusError
-from tusserver.protocol.headers import check_tus_resumable
+from tusserver.protocol.headers import UPLOAD_ID, check_tus_resumable
 from tusserver.protocol.model import TUS_RESUMABLE
 from tusserver.protocol.responses import TusResponse, error_response
 
@@ -65,12 +65,16 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
         '%s "%s %s" %d %.1fms upload=%s%s',
         (scope.get("client") or ("-",))[0],
         scope["method"],
-        scope["path"],
+        _printable(scope["path"]),  # decoded %0d%0a would forge log lines
         status,
         seconds * 1000,
-        upload_id,
+        upload_id if UPLOAD_ID.fullmatch(upload_id) else "-",
         f" error={state['error_code']}" if "error_code" in state else "",
     )
+
+
+def _printable(text: str) -> str:
+    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text)
 
 
 class TusRequestMiddleware:

@@ -23,6 +23,7 @@ from tusserver.protocol.model import OFFSET_OCTET_STREAM, TUS_RESUMABLE
 
 __all__ = [
     "MAX_METADATA_LENGTH",
+    "UPLOAD_ID",
     "CreateRequest",
     "PatchRequest",
     "check_tus_resumable",
@@ -45,7 +46,7 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 # Standard, padded base64 (RFC 4648 §4), the encoding tus §Upload-Metadata requires.
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def check_tus_resumable(value: str | None) -> None:
 
 def check_upload_id(upload_id: str) -> str:
     """Return `upload_id` if it could be one of ours; anything else is simply not found."""
-    if not _UPLOAD_ID.fullmatch(upload_id):
+    if not UPLOAD_ID.fullmatch(upload_id):
         raise UploadNotFoundError()
     return upload_id
 

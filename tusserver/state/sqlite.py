@@ -51,12 +51,13 @@ class SQLiteStateStore:
         self._fsync = fsync
         self._lock = threading.Lock()  # one statement at a time, whichever thread runs it
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def _run(self, fn: Callable[[], T], *, commit: bool = True) -> T:
         def locked() -> T:
             with self._lock:
                 return fn()
 
-        if self._fsync:
+        # Only a FULL-synchronous commit waits for the disk; reads never do, so they stay on the loop.
+        if self._fsync and commit:
             return await anyio.to_thread.run_sync(locked)
         return locked()
 
@@ -72,7 +73,7 @@ class SQLiteStateStore:
     async def get(self, upload_id: str) -> UploadInfo:
         """Load a record; raises UploadNotFoundError."""
         select = functools.partial(self._db.execute, "SELECT info FROM uploads WHERE id = ?", (upload_id,))
-        row = await self._run(lambda: select().fetchone())
+        row = await self._run(lambda: select().fetchone(), commit=False)
         if row is None:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(row[0])

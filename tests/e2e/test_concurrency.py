@@ -1,0 +1,124 @@
+"""PROTOCOL.md item 28: two writers on one upload never interleave, and HEAD's offset is always accepted.
+
+The server's rule: a request that wants a busy upload asks the holder to let go; a PATCH holding the
+lock stores what it read and answers 400 ERR_UPLOAD_INTERRUPTED (tusd v2), and a waiter that cannot
+get the lock in time answers 423. Any of 204 / 409 / 400 ERR_UPLOAD_INTERRUPTED / 423 is acceptable;
+bytes from two requests mixed in the file, or an offset that the next PATCH refuses, is not.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from tests.e2e.helpers import (
+    PATCH_HEADERS,
+    KiB,
+    MiB,
+    RawResponse,
+    ServerProcess,
+    connect,
+    create_upload,
+    head_offset,
+    patch,
+    raw_request,
+    read_response,
+    send_all,
+    stored_size,
+    target_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 1 * MiB
+ACCEPTABLE = {204, 409, 400, 423}
+
+
+def patch_request(location: str, offset: int = 0) -> bytes:
+    headers = PATCH_HEADERS | {"Upload-Offset": str(offset), "Content-Length": str(SIZE - offset)}
+    return raw_request("PATCH", target_of(location), headers)
+
+
+def check_acceptable(response: RawResponse | None) -> None:
+    assert response is not None, "the server closed the connection without an answer"
+    assert response.status in ACCEPTABLE, response
+    if response.status == 400:
+        assert response.body.startswith(b"ERR_UPLOAD_INTERRUPTED"), response
+
+
+def finish_from_head(location: str, data: bytes) -> None:
+    """The offset HEAD reports must be accepted by the next PATCH, which completes the upload."""
+    offset = head_offset(location)
+    response = patch(location, offset, data[offset:])
+    assert (response.status_code, response.headers.get("Upload-Offset")) == (204, str(SIZE)), response.text
+
+
+def test_second_patch_interrupts_first_without_mixing_bytes(server: ServerProcess) -> None:
+    first_data, second_data = os.urandom(SIZE), os.urandom(SIZE)
+    location = create_upload(server, SIZE)
+    with connect(server) as first:
+        first.sendall(patch_request(location) + first_data[: 256 * KiB])
+        # The first PATCH provably holds the lock once its bytes are on disk.
+        wait_until(lambda: stored_size(server, location) == 256 * KiB, what="the first PATCH to store its bytes")
+        with connect(server) as second:
+            send_all(second, patch_request(location) + second_data)
+            second_response = read_response(second)
+        first_response = read_response(first)
+    check_acceptable(first_response)
+    check_acceptable(second_response)
+    offset = head_offset(location)
+    assert offset >= 256 * KiB  # what the interrupted PATCH stored stays stored
+    assert server.stored_path(location).read_bytes() == first_data[:offset]
+    finish_from_head(location, first_data)
+    assert server.stored_path(location).read_bytes() == first_data
+
+
+def racing_patch(server: ServerProcess, location: str, data: bytes, start: threading.Barrier) -> RawResponse | None:
+    with connect(server) as sock:
+        start.wait()
+        for piece in range(0, SIZE, 16 * KiB):
+            if not send_all(sock, (patch_request(location) if piece == 0 else b"") + data[piece : piece + 16 * KiB]):
+                break
+        return read_response(sock)
+
+
+def test_racing_patches_store_one_writers_bytes(server: ServerProcess) -> None:
+    datas = [os.urandom(SIZE), os.urandom(SIZE)]
+    location = create_upload(server, SIZE)
+    start = threading.Barrier(2)
+    responses: list[RawResponse | None] = [None, None]
+
+    def run(index: int) -> None:
+        responses[index] = racing_patch(server, location, datas[index], start)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for response in responses:
+        check_acceptable(response)
+    stored = server.stored_path(location).read_bytes()
+    winners = [data for data in datas if data.startswith(stored)]
+    assert winners, "the stored bytes mix both requests"
+    finish_from_head(location, winners[0])
+    assert server.stored_path(location).read_bytes() == winners[0]
+
+
+def test_head_during_stalled_patch_answers_promptly_with_stored_offset(server: ServerProcess) -> None:
+    # PROTOCOL.md §3.13: a half-open PATCH must not keep the upload locked until the read timeout.
+    data = os.urandom(SIZE)
+    location = create_upload(server, SIZE)
+    with connect(server) as stalled:
+        stalled.sendall(patch_request(location) + data[: 100 * KiB])
+        wait_until(lambda: stored_size(server, location) == 100 * KiB, what="the stalled PATCH to store its bytes")
+        started = time.monotonic()
+        assert head_offset(location) == 100 * KiB
+        assert time.monotonic() - started < 5  # well below --lock-timeout (10 s) and --read-timeout (60 s)
+        check_acceptable(read_response(stalled))
+    finish_from_head(location, data)
+    assert server.stored_path(location).read_bytes() == data

@@ -7,24 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
 from tests.http.conftest import AppFactory
+from tests.http.doubles import CompletionRecorder, UnreadBody, chunked
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
-
-
-class CompletionRecorder(MemoryStorage):
-    """MemoryStorage that records which blobs were completed (where completion hooks would fire)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.completed: list[str] = []
-
-    async def complete(self, ref: StorageRef) -> None:
-        self.completed.append(ref.key)
-        await super().complete(ref)
 
 
 @pytest.fixture
@@ -39,24 +27,6 @@ async def limited_client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClien
     transport = httpx.ASGITransport(app=make_app(max_size=10))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-async def chunked(*chunks: bytes) -> AsyncIterator[bytes]:
-    """A body without Content-Length: httpx sends it with Transfer-Encoding: chunked."""
-    for chunk in chunks:
-        yield chunk
-
-
-class UnreadBody:
-    """A request body that records whether the server ever asked for it."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.read = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.read = True
-        yield self.data
 
 
 def pairs(value: str) -> set[str]:

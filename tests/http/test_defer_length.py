@@ -7,24 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
 from tests.http.conftest import AppFactory
+from tests.http.doubles import CompletionRecorder, chunked
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 
 DEFER = TUS | {"Upload-Defer-Length": "1"}
-
-
-class CompletionRecorder(MemoryStorage):
-    """MemoryStorage that records which blobs were completed (where completion hooks would fire)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.completed: list[str] = []
-
-    async def complete(self, ref: StorageRef) -> None:
-        self.completed.append(ref.key)
-        await super().complete(ref)
 
 
 @pytest.fixture
@@ -38,12 +26,6 @@ def at(offset: int, length: int | None = None) -> dict[str, str]:
     return (
         PATCH_HEADERS | {"Upload-Offset": str(offset)} | ({"Upload-Length": str(length)} if length is not None else {})
     )
-
-
-async def chunked(*chunks: bytes) -> AsyncIterator[bytes]:
-    """A body without Content-Length: httpx sends it with Transfer-Encoding: chunked."""
-    for chunk in chunks:
-        yield chunk
 
 
 @pytest.fixture

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
 from storage_backends.memory import MemoryStorage
+from tests.http.doubles import UnreadBody, chunked
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 
 
 def at(offset: int) -> dict[str, str]:
     """PATCH headers for an append at `offset`."""
     return PATCH_HEADERS | {"Upload-Offset": str(offset)}
-
-
-async def chunked(*chunks: bytes) -> AsyncIterator[bytes]:
-    """A body without Content-Length: httpx sends it with Transfer-Encoding: chunked."""
-    for chunk in chunks:
-        yield chunk
-
-
-class UnreadBody:
-    """A request body that records whether the server ever asked for it."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.read = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.read = True
-        yield self.data
 
 
 def blob(storage: MemoryStorage, location: str) -> bytes:

@@ -10,23 +10,12 @@ import pytest
 
 from storage_backends.memory import MemoryStorage
 from tests.http.conftest import AppFactory
+from tests.http.doubles import UnreadBody
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run
 
 BAD_VERSIONS = [pytest.param({}, id="missing"), pytest.param({"Tus-Resumable": "0.2.2"}, id="unsupported")]
 PATCH_TYPE = {"Content-Type": "application/offset+octet-stream"}
 ERROR_BODY = re.compile(r"(ERR_[A-Z_]+): \S.*\n")
-
-
-class UnreadBody:
-    """A request body that records whether the server ever asked for it."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.read = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.read = True
-        yield self.data
 
 
 @pytest.fixture

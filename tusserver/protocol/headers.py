@@ -152,24 +152,17 @@ def decode_metadata(metadata: Mapping[str, str]) -> dict[str, bytes]:
     return {key: base64.b64decode(value) for key, value in metadata.items()}
 
 
-def _content_length(headers: Headers) -> int | None:
-    raw = headers.get("content-length")
+def _optional_length(headers: Headers, name: str) -> int | None:
+    """Content-Length or Upload-Length: absent, or a non-negative integer.
+
+    tus §Upload-Length: "Its value MUST be a non-negative integer."
+    """
+    raw = headers.get(name.lower())
     if raw is None:
         return None
     length = parse_non_negative_int(raw)
     if length is None:
-        raise InvalidLengthError("Content-Length is not a non-negative integer")
-    return length
-
-
-def _upload_length(headers: Headers) -> int | None:
-    raw = headers.get("upload-length")
-    if raw is None:
-        return None
-    length = parse_non_negative_int(raw)
-    if length is None:
-        # tus §Upload-Length: "Its value MUST be a non-negative integer."
-        raise InvalidLengthError("Upload-Length is not a non-negative integer")
+        raise InvalidLengthError(f"{name} is not a non-negative integer")
     return length
 
 
@@ -190,12 +183,12 @@ def parse_create(headers: Headers) -> CreateRequest:
         InvalidLengthError: neither or both of Upload-Length and Upload-Defer-Length, or bad values.
         InvalidMetadataError: Upload-Metadata is malformed.
     """
-    length = _upload_length(headers)
+    length = _optional_length(headers, "Upload-Length")
     defer = _defer_length(headers)
     if (length is None) == (not defer):
         # tus §POST: the Client MUST send Upload-Length or Upload-Defer-Length: 1, never both.
         raise InvalidLengthError("send exactly one of Upload-Length and Upload-Defer-Length: 1")
-    content_length = _content_length(headers)
+    content_length = _optional_length(headers, "Content-Length")
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
     return CreateRequest(
         length=length,
@@ -222,4 +215,8 @@ def parse_patch(headers: Headers) -> PatchRequest:
     offset = parse_non_negative_int(headers.get("upload-offset"))
     if offset is None:
         raise InvalidOffsetError()
-    return PatchRequest(offset=offset, length=_upload_length(headers), content_length=_content_length(headers))
+    return PatchRequest(
+        offset=offset,
+        length=_optional_length(headers, "Upload-Length"),
+        content_length=_optional_length(headers, "Content-Length"),
+    )

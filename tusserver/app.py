@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,8 @@ from tusserver.state.sqlite import SQLiteStateStore
 from tusserver.urls import TrustedProxies
 
 __all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app"]
+
+logger = logging.getLogger("tusserver")
 
 # PROTOCOL.md item 88 (tusd's DefaultCorsConfig plus Upload-Checksum).
 CORS_ALLOW_HEADERS = (
@@ -77,6 +80,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await tus.aclose()
+        logger.info("stopped: state and storage closed")
 
     app = Starlette(
         routes=_routes(Endpoints(tus), settings.base_path),

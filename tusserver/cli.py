@@ -1,4 +1,4 @@
-"""The `tusserver` command: flags (each with a TUSSERVER_* variable) -> Settings -> uvicorn."""
+"""The `tusserver` command: flags (each with a TUSSERVER_* variable) -> Settings -> an ASGI server."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import uvicorn
 from pydantic import ValidationError
 
-from tusserver.app import create_app
+from tusserver.servers import run
 from tusserver.settings import Settings
 
 __all__ = ["OPTIONS", "main", "parse_args", "parse_size"]
@@ -73,7 +71,8 @@ OPTIONS = (
     Option("read_timeout", "seconds a request body may stall before the server stops reading", float),
     Option("fsync", "sync data and state before acknowledging (survives power loss): true/false", _flag),
     Option("require_tus_resumable_on_head", "answer HEAD without Tus-Resumable with 412: true/false", _flag),
-    Option("log_level", "debug, info, warning or error"),
+    Option("log_level", "debug, info, warning or error", str.lower),
+    Option("server", "ASGI server: uvicorn, or granian (pip install 'tusserver[granian]')", str.lower),
 )
 
 
@@ -114,22 +113,10 @@ def parse_args(argv: Sequence[str], environ: dict[str, str]) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the server on uvicorn with the given flags."""
+    """Run the server with the given flags."""
     settings = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal through the handler that
-    # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # tusserver logs each request itself, with the upload id
-        proxy_headers=False,  # forwarded headers count only from --trusted-proxies
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    run(settings)
 
 
 if __name__ == "__main__":

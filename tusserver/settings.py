@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -28,6 +29,7 @@ class Settings(BaseModel, frozen=True):
         fsync: sync data and state to disk before acknowledging (survives power loss).
         require_tus_resumable_on_head: answer HEAD without Tus-Resumable with 412 (PROTOCOL.md item 4).
         log_level: Python logging level name for the CLI.
+        server: the ASGI server the CLI runs: "uvicorn" or "granian".
     """
 
     host: str = "127.0.0.1"
@@ -41,7 +43,8 @@ class Settings(BaseModel, frozen=True):
     read_timeout: float = Field(default=60.0, gt=0)
     fsync: bool = False
     require_tus_resumable_on_head: bool = True
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    server: Literal["uvicorn", "granian"] = "uvicorn"
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -10,10 +10,18 @@ import pytest
 from tests.e2e.helpers import ServerProcess, StartServer, launch
 
 SERVERS = pytest.StashKey[list[ServerProcess]]()
+# Every e2e test runs on each ASGI server the README offers.
+ASGI_SERVERS = ["uvicorn", "granian"]
+
+
+@pytest.fixture(params=ASGI_SERVERS)
+def asgi_server(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
-def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
+def start_server(request: pytest.FixtureRequest, tmp_path: Path, asgi_server: str) -> Iterator[StartServer]:
     """`start_server(*flags, env=..., base_path=..., config_by_env=...)`: a running server, stopped after the test."""
     started = request.node.stash.setdefault(SERVERS, [])
 
@@ -21,6 +29,7 @@ def start_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
         *args: str, env: Mapping[str, str] | None = None, base_path: str = "/files/", config_by_env: bool = False
     ) -> ServerProcess:
         workdir = tmp_path / f"server{len(started)}"
+        args = ("--server", asgi_server, *args)
         server = launch(workdir, *args, env=env, base_path=base_path, config_by_env=config_by_env)
         started.append(server)
         server.wait_ready()
@@ -38,9 +47,9 @@ def server(request: pytest.FixtureRequest, start_server: StartServer) -> ServerP
     return start_server(*flags)
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = launch(tmp_path_factory.mktemp("server"))
+@pytest.fixture(scope="module", params=ASGI_SERVERS)
+def module_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = launch(tmp_path_factory.mktemp("server"), "--server", request.param)
     try:
         server.wait_ready()
         yield server

@@ -291,10 +291,12 @@ def target_of(location: str) -> str:
 
 
 class RssSampler:
-    """Samples a process's resident set size in a thread; `peak` is the largest sample (bytes)."""
+    """Samples the RSS of a process and its children (granian serves from a worker process) in a thread;
+    `peak` is the largest sum seen (bytes)."""
 
     def __init__(self, pid: int, interval: float = 0.005) -> None:
-        self._process = psutil.Process(pid)
+        root = psutil.Process(pid)
+        self._processes = [root, *root.children(recursive=True)]
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -303,7 +305,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
+            self.peak = max(self.peak, sum(process.memory_info().rss for process in self._processes))
             self.samples += 1
             self._stop.wait(self._interval)
 
@@ -316,15 +318,17 @@ class RssSampler:
         self._thread.join(IO_TIMEOUT)
 
 
-def peak_rss_hwm(pid: int) -> int | None:
-    """The kernel's high-water mark of the process's RSS (VmHWM, bytes); None off Linux."""
-    status = Path(f"/proc/{pid}/status")
-    if not status.exists():
-        return None
-    for line in status.read_text().splitlines():
+def peak_rss_hwm(pid: int) -> int:
+    """The kernel's high-water marks of the RSS (VmHWM, bytes) of a process and its children, summed."""
+    root = psutil.Process(pid)
+    return sum(_hwm(process.pid) for process in [root, *root.children(recursive=True)])
+
+
+def _hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * KiB
-    return None
+    raise AssertionError(f"no VmHWM for pid {pid}")
 
 
 def wait_for_log(server: ServerProcess, text: str, *, timeout: float = 10.0) -> None:

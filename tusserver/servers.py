@@ -1,0 +1,74 @@
+"""Running the app on an ASGI server: uvicorn (the default) or granian (`tusserver[granian]`).
+
+uvicorn is what users expect and needs nothing else. granian (a Rust HTTP server) hands the app
+~400 KiB body chunks from its own buffers instead of ~250 KiB ones copied through Python, which
+costs less CPU per uploaded byte; see BENCHMARKS.md for when it pays.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import uvicorn
+from starlette.applications import Starlette
+
+from tusserver._malloc import tune_malloc
+from tusserver.app import create_app
+from tusserver.settings import Settings
+
+__all__ = ["SETTINGS_VARIABLE", "app_from_environment", "run"]
+
+SETTINGS_VARIABLE = "TUSSERVER_SETTINGS_JSON"
+
+
+def run(settings: Settings) -> None:
+    """Serve `create_app(settings)` until SIGTERM or SIGINT, on the server `settings.server` names."""
+    tune_malloc()
+    if settings.server == "granian":
+        _run_granian(settings)
+    else:
+        _run_uvicorn(settings)
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal through the handler that
+    # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # tusserver logs each request itself, with the upload id
+        proxy_headers=False,  # forwarded headers count only from --trusted-proxies
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _run_granian(settings: Settings) -> None:
+    try:
+        # Imported here: granian is an optional dependency.
+        from granian.constants import Interfaces  # noqa: PLC0415
+        from granian.server import Server  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("tusserver: --server granian needs granian: pip install 'tusserver[granian]'") from None
+    # granian imports the app in a worker process: hand it the settings through the environment.
+    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    Server(
+        "tusserver.servers:app_from_environment",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=1,  # the in-process locker serves one process
+        log_level=settings.log_level,  # type: ignore[arg-type]  # granian's enum takes the same names
+        log_access=False,
+    ).serve()
+
+
+def app_from_environment() -> Starlette:
+    """The app for a granian worker, built from the settings the parent process exported."""
+    tune_malloc()
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))

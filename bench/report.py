@@ -59,19 +59,19 @@ def _summarize_slot(slot: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
-    subject = per_server.get(SUBJECT)
-    if subject is None:
-        return {}
+    """Medians of each tusserver variant over each other server, keyed "subject/other"."""
     ratios: dict[str, dict[str, float]] = {}
-    for other, stats in per_server.items():
-        if other == SUBJECT:
-            continue
-        pairs = {}
-        for metric, _ in RATIO_METRICS:
-            ours, theirs = subject.get(metric), stats.get(metric)
-            if ours and theirs and theirs["median"]:
-                pairs[metric] = ours["median"] / theirs["median"]
-        ratios[other] = pairs
+    subjects = [name for name in per_server if name.startswith(SUBJECT)]
+    for subject in subjects:
+        for other, stats in per_server.items():
+            if other in subjects:
+                continue
+            pairs = {}
+            for metric, _ in RATIO_METRICS:
+                ours, theirs = per_server[subject].get(metric), stats.get(metric)
+                if ours and theirs and theirs["median"]:
+                    pairs[metric] = ours["median"] / theirs["median"]
+            ratios[f"{subject}/{other}"] = pairs
     return ratios
 
 
@@ -130,11 +130,12 @@ def _render(rows: list[list[str]]) -> list[str]:
 def _ratio_lines(ratios: dict[str, dict[str, float]], labels: dict[str, str], unit: str) -> list[str]:
     names = {"rate": unit, "server_cpu": "server CPU", "p99_ms": "p99", "rss_peak_mb": "peak RSS"}
     lines = []
-    for other, pairs in ratios.items():
-        if not pairs:
+    for pair, values in ratios.items():
+        if not values:
             continue
-        text = ", ".join(f"{names[metric]} {value:.2f}x" for metric, value in pairs.items())
-        lines.append(f"  {SUBJECT} / {labels.get(other, other)}: {text}")
+        subject, other = pair.split("/", 1)
+        text = ", ".join(f"{names[metric]} {value:.2f}x" for metric, value in values.items())
+        lines.append(f"  {labels.get(subject, subject)} / {labels.get(other, other)}: {text}")
     return lines
 
 

@@ -74,7 +74,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--concurrency", type=int, default=32, help="W3/W4 concurrent requests (default 32)")
     add("--head-count", type=int, help="W4 HEAD requests per run (full: 10000, quick: 2000)")
     add("--head-uploads", type=int, default=100, help="W4 existing uploads the HEADs go to (default 100)")
-    add("--servers", type=_csv, default=["tusserver", "tus-node", "sink", "nginx"], help="comma-separated")
+    add(
+        "--servers",
+        type=_csv,
+        default=["tusserver", "tusserver-granian", "tus-node", "sink", "nginx"],
+        help="comma-separated",
+    )
     add("--workloads", type=_csv, default=list(WORKLOADS), help="comma-separated, from W1,W2,W3,W4")
     add("--json", type=Path, default=BENCH / "results" / "latest.json", help="where the JSON report goes")
     add("--retries", type=int, help="extra runs when a run is contaminated by other processes (full: 1)")

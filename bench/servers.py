@@ -74,7 +74,7 @@ class Server(ABC):
 
 
 class TusServer(Server):
-    """tusserver itself, started the way a user starts it: the `tusserver` command on uvicorn."""
+    """tusserver itself, started the way a user starts it: the `tusserver` command (uvicorn by default)."""
 
     name = "tusserver"
     label = "tusserver"
@@ -96,6 +96,19 @@ class TusServer(Server):
 
     def stored_path(self, data_dir: Path, upload_url: str) -> Path:
         return data_dir / "uploads" / upload_id(upload_url)
+
+
+class TusGranianServer(TusServer):
+    """tusserver on granian (`tusserver --server granian`), the faster ASGI server option."""
+
+    name = "tusserver-granian"
+    label = "tusserver (granian)"
+
+    def version(self) -> str:
+        return f"tusserver {metadata.version('tusserver')}, granian {metadata.version('granian')}"
+
+    def command(self, port: int, data_dir: Path, scratch: Path) -> list[str]:
+        return [*super().command(port, data_dir, scratch), "--server", "granian"]
 
 
 class NodeTusServer(Server):
@@ -227,7 +240,13 @@ class NginxServer(Server):
 
 
 def all_servers(tusserver_args: list[str]) -> dict[str, Server]:
-    servers: list[Server] = [TusServer(tusserver_args), NodeTusServer(), SinkServer(), NginxServer()]
+    servers: list[Server] = [
+        TusServer(tusserver_args),
+        TusGranianServer(tusserver_args),
+        NodeTusServer(),
+        SinkServer(),
+        NginxServer(),
+    ]
     return {server.name: server for server in servers}
 
 

@@ -91,6 +91,9 @@ class MemoryLocker:
             lease.released.set()
 
     async def _take(self, upload_id: str, timeout: float) -> MemoryLease:
+        if upload_id not in self._held:  # the common case: no timer needed
+            lease = self._held[upload_id] = MemoryLease()
+            return lease
         with anyio.move_on_after(timeout):
             while (holder := self._held.get(upload_id)) is not None:
                 holder.request_release()

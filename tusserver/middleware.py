@@ -74,6 +74,8 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
 
 
 def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
     return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text)
 
 

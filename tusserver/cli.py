@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from tusserver.servers import run
 from tusserver.settings import Settings
 
-__all__ = ["OPTIONS", "main", "parse_args", "parse_size"]
+__all__ = ["OPTIONS", "main", "parse_args", "parse_duration", "parse_size"]
 
 _SIZE = re.compile(r"([0-9]+)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
@@ -28,6 +28,21 @@ def parse_size(text: str) -> int:
         raise ValueError(f"not a size: {text!r}")
     unit = (match.group(2) or "").upper()[:1].replace("B", "")
     return int(match.group(1)) << (10 * _UNITS[unit])
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from "90", "45s", "30m", "12h" or "7d"; "0", "off" and "never" give None; raises ValueError."""
+    if text.strip().lower() in {"off", "never", "none", ""}:
+        return None
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    return seconds or None
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -73,6 +88,14 @@ OPTIONS = (
     Option("require_tus_resumable_on_head", "answer HEAD without Tus-Resumable with 412: true/false", _flag),
     Option("log_level", "debug, info, warning or error", str.lower),
     Option("server", "ASGI server: uvicorn, or granian (pip install 'tusserver[granian]')", str.lower),
+    Option("downloads", "serve GET downloads of finished uploads: true/false", _flag),
+    Option(
+        "expiration", "unfinished uploads expire this long after their last PATCH, e.g. 7d, 12h; off", parse_duration
+    ),
+    Option(
+        "retention", "finished uploads are removed this long after completion, e.g. 30d; off keeps them", parse_duration
+    ),
+    Option("cleanup_interval", "how often the server removes expired uploads itself, e.g. 1h; off", parse_duration),
 )
 
 

@@ -30,6 +30,12 @@ class Settings(BaseModel, frozen=True):
         require_tus_resumable_on_head: answer HEAD without Tus-Resumable with 412 (PROTOCOL.md item 4).
         log_level: Python logging level name for the CLI.
         server: the ASGI server the CLI runs: "uvicorn" or "granian".
+        downloads: serve GET downloads of finished uploads.
+        expiration: seconds after which an unfinished upload expires, counted from its creation or its
+            last successful PATCH; None never expires (and drops the expiration extension).
+        retention: seconds a finished upload is kept after completion; None keeps it until deleted.
+        cleanup_interval: seconds between the server's own sweeps of expired uploads; None for no sweep
+            (run `tusserver cleanup` from cron instead).
     """
 
     host: str = "127.0.0.1"
@@ -45,6 +51,10 @@ class Settings(BaseModel, frozen=True):
     require_tus_resumable_on_head: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     server: Literal["uvicorn", "granian"] = "uvicorn"
+    downloads: bool = True
+    expiration: float | None = Field(default=7 * 86400, gt=0)
+    retention: float | None = Field(default=None, gt=0)
+    cleanup_interval: float | None = Field(default=None, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -18,6 +18,11 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.MaxSizeExceededError, 413, "ERR_MAX_SIZE_EXCEEDED"),  # item 35
     (errors.SizeExceededError, 413, "ERR_UPLOAD_SIZE_EXCEEDED"),  # item 23
     (errors.UploadLockedError, 423, "ERR_UPLOAD_LOCKED"),  # item 28
+    (errors.UploadExpiredError, 410, "ERR_UPLOAD_EXPIRED"),  # item 59
+    (errors.UploadNotFinishedError, 409, "ERR_UPLOAD_NOT_FINISHED"),
+    (errors.ChecksumAlgorithmError, 400, "ERR_CHECKSUM_ALGORITHM_UNSUPPORTED"),  # item 63
+    (errors.InvalidChecksumError, 400, "ERR_INVALID_CHECKSUM"),  # item 63
+    (errors.ChecksumMismatchError, 460, "ERR_CHECKSUM_MISMATCH"),  # item 62
     (errors.UploadExistsError, 409, "ERR_UPLOAD_EXISTS"),
     (errors.UploadInterruptedError, 400, "ERR_UPLOAD_INTERRUPTED"),  # item 28
     (errors.ReadTimeoutError, 500, "ERR_READ_TIMEOUT"),  # item 27

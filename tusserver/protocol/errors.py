@@ -13,8 +13,11 @@ from typing import ClassVar
 from tusserver.protocol.model import TUS_VERSION
 
 __all__ = [
+    "ChecksumAlgorithmError",
+    "ChecksumMismatchError",
     "ExtensionUnsupportedError",
     "InternalServerError",
+    "InvalidChecksumError",
     "InvalidContentTypeError",
     "InvalidLengthError",
     "InvalidMetadataError",
@@ -29,8 +32,10 @@ __all__ = [
     "TusError",
     "UnsupportedVersionError",
     "UploadExistsError",
+    "UploadExpiredError",
     "UploadInterruptedError",
     "UploadLockedError",
+    "UploadNotFinishedError",
     "UploadNotFoundError",
 ]
 
@@ -132,6 +137,39 @@ class OffsetMismatchError(TusError):
     def _headers(self) -> dict[str, str]:
         # PROTOCOL.md item 19: the 409 carries the current offset (RUFH requires it).
         return {"Upload-Offset": str(self.current_offset)}
+
+
+class UploadExpiredError(TusError):
+    # tus §Upload-Expires: after expiry the server SHOULD answer 410 Gone while it still knows the upload.
+    status = 410
+    code = "ERR_UPLOAD_EXPIRED"
+    default_message = "the upload has expired"
+
+
+class UploadNotFinishedError(TusError):
+    status = 409
+    code = "ERR_UPLOAD_NOT_FINISHED"
+    default_message = "the upload is not finished; it can be downloaded once every byte has arrived"
+
+
+class ChecksumAlgorithmError(TusError):
+    # tus §Checksum: an unsupported algorithm MUST be answered with 400 Bad Request.
+    status = 400
+    code = "ERR_CHECKSUM_ALGORITHM_UNSUPPORTED"
+    default_message = "Upload-Checksum names an unsupported algorithm"
+
+
+class InvalidChecksumError(TusError):
+    status = 400
+    code = "ERR_INVALID_CHECKSUM"
+    default_message = "Upload-Checksum is malformed"
+
+
+class ChecksumMismatchError(TusError):
+    # tus §Checksum: "460 Checksum Mismatch" when the digests differ; the chunk is discarded.
+    status = 460
+    code = "ERR_CHECKSUM_MISMATCH"
+    default_message = "the request body does not match Upload-Checksum; it was discarded"
 
 
 class MaxSizeExceededError(TusError):

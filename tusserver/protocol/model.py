@@ -39,6 +39,7 @@ class UploadInfo(BaseModel, frozen=True):
         metadata: Upload-Metadata pairs, values still base64 as received ("" for no value).
         storage: where the bytes are, as the storage backend described it.
         created_at: creation time (UTC).
+        expires_at: when the upload expires (tus §Expiration), None if it never does.
     """
 
     id: str
@@ -47,6 +48,11 @@ class UploadInfo(BaseModel, frozen=True):
     metadata: dict[str, str] = {}
     storage: StorageRef
     created_at: datetime
+    expires_at: datetime | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        """True once `expires_at` has passed; the record may still be kept until cleanup."""
+        return self.expires_at is not None and now >= self.expires_at
 
     @property
     def is_complete(self) -> bool:

@@ -135,7 +135,7 @@ async def test_delete_collection_returns_405(client: httpx.AsyncClient, storage:
 async def test_termination_not_advertised_without_delete_support(no_delete_client: httpx.AsyncClient) -> None:
     """PROTOCOL.md item 8: Tus-Extension lists exactly what works; no delete in storage, no termination."""
     await run(no_delete_client, [Exchange("OPTIONS", "/files/", expect=200, expect_headers={
-        "Tus-Extension": "creation,creation-with-upload,creation-defer-length"})])  # fmt: skip
+        "Tus-Extension": "creation,creation-with-upload,creation-defer-length,expiration,checksum"})])  # fmt: skip
 
 
 @pytest.mark.anyio

@@ -20,7 +20,7 @@ from tusserver.protocol.rules import (
     supported_extensions,
 )
 
-ALL = supported_extensions(can_delete=True)
+ALL = supported_extensions(can_delete=True, expires=True)
 NO_DEFER = (Extension.CREATION, Extension.CREATION_WITH_UPLOAD)
 NO_BODY = (Extension.CREATION, Extension.CREATION_DEFER_LENGTH)
 
@@ -60,22 +60,30 @@ def patch(offset: int = 0, *, length: int | None = None, content_length: int | N
 # --- supported_extensions (item 8) ------------------------------------------------------------------------------
 
 
+BASE = ("creation", "creation-with-upload", "creation-defer-length")
+
+
 @pytest.mark.parametrize(
-    ("can_delete", "expected"),
+    ("can_delete", "expires", "expected"),
     [
-        (True, ("creation", "creation-with-upload", "creation-defer-length", "termination")),
-        (False, ("creation", "creation-with-upload", "creation-defer-length")),
+        (True, True, (*BASE, "expiration", "checksum", "termination")),
+        (False, True, (*BASE, "expiration", "checksum")),
+        (True, False, (*BASE, "checksum", "termination")),
+        (False, False, (*BASE, "checksum")),
     ],
-    ids=["with-delete", "without-delete"],
+    ids=["all", "without-delete", "without-expiration", "neither"],
 )
-def test_supported_extensions_follow_storage_capabilities(can_delete: bool, expected: tuple[str, ...]) -> None:
-    assert supported_extensions(can_delete=can_delete) == expected
+def test_supported_extensions_follow_storage_and_settings(
+    can_delete: bool, expires: bool, expected: tuple[str, ...]
+) -> None:
+    """Item 8 (exactly the supported extensions) and 57 (expiration only when uploads expire)."""
+    assert supported_extensions(can_delete=can_delete, expires=expires) == expected
 
 
 @pytest.mark.parametrize("can_delete", [True, False], ids=["with-delete", "without-delete"])
 def test_supported_extensions_never_advertise_checksum_trailer_or_upload_without_creation(can_delete: bool) -> None:
     """Items 8 and 67: no creation-with-upload without creation; ASGI has no request trailers."""
-    extensions = supported_extensions(can_delete=can_delete)
+    extensions = supported_extensions(can_delete=can_delete, expires=True)
     assert Extension.CREATION in extensions
     assert "checksum-trailer" not in extensions
 

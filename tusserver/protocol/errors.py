@@ -25,6 +25,7 @@ __all__ = [
     "MaxSizeExceededError",
     "MethodNotAllowedError",
     "OffsetMismatchError",
+    "RangeNotSatisfiableError",
     "ReadTimeoutError",
     "ServiceUnavailableError",
     "SizeExceededError",
@@ -226,3 +227,17 @@ class ServiceUnavailableError(TusError):
 
 class InternalServerError(TusError):
     """Anything unexpected: logged with its traceback, answered without one."""
+
+
+class RangeNotSatisfiableError(TusError):
+    status = 416
+    code = "ERR_RANGE_NOT_SATISFIABLE"
+    default_message = "the Range selects no byte of the upload"
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"the Range selects none of the upload's {length} bytes")
+        self.length = length
+
+    def _headers(self) -> dict[str, str]:
+        # RFC 9110 §15.5.17: a 416 to a byte-range request "SHOULD" send Content-Range: bytes */<length>.
+        return {"Content-Range": f"bytes */{self.length}"}

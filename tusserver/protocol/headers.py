@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tusserver.protocol.checksums import Checksum, parse_checksum
 from tusserver.protocol.errors import (
     InvalidContentTypeError,
     InvalidLengthError,
@@ -60,6 +61,7 @@ class CreateRequest:
         content_length: Content-Length, None if absent (chunked or no body).
         has_body: the request carries a body (creation-with-upload).
         body_is_offset_stream: Content-Type is application/offset+octet-stream.
+        checksum: Upload-Checksum for the body, if sent.
     """
 
     length: int | None
@@ -68,15 +70,17 @@ class CreateRequest:
     content_length: int | None
     has_body: bool
     body_is_offset_stream: bool
+    checksum: Checksum | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PatchRequest:
-    """A parsed PATCH: the client's offset, an optional late Upload-Length and Content-Length."""
+    """A parsed PATCH: the client's offset, an optional late Upload-Length, Content-Length and checksum."""
 
     offset: int
     length: int | None
     content_length: int | None
+    checksum: Checksum | None = None
 
 
 def parse_non_negative_int(value: str | None) -> int | None:
@@ -182,6 +186,7 @@ def parse_create(headers: Headers) -> CreateRequest:
     Raises:
         InvalidLengthError: neither or both of Upload-Length and Upload-Defer-Length, or bad values.
         InvalidMetadataError: Upload-Metadata is malformed.
+        ChecksumAlgorithmError, InvalidChecksumError: Upload-Checksum is unsupported or malformed.
     """
     length = _optional_length(headers, "Upload-Length")
     defer = _defer_length(headers)
@@ -197,6 +202,7 @@ def parse_create(headers: Headers) -> CreateRequest:
         content_length=content_length,
         has_body=bool(content_length) or (content_length is None and chunked),
         body_is_offset_stream=is_offset_octet_stream(headers.get("content-type")),
+        checksum=parse_checksum(headers.get("upload-checksum")),
     )
 
 
@@ -207,6 +213,7 @@ def parse_patch(headers: Headers) -> PatchRequest:
         InvalidContentTypeError: Content-Type is not application/offset+octet-stream.
         InvalidOffsetError: Upload-Offset is missing or not a non-negative integer.
         InvalidLengthError: Upload-Length or Content-Length is malformed.
+        ChecksumAlgorithmError, InvalidChecksumError: Upload-Checksum is unsupported or malformed.
     """
     # tus §PATCH: "All PATCH requests MUST use Content-Type: application/offset+octet-stream,
     # otherwise the server SHOULD return a 415 Unsupported Media Type status."
@@ -219,4 +226,5 @@ def parse_patch(headers: Headers) -> PatchRequest:
         offset=offset,
         length=_optional_length(headers, "Upload-Length"),
         content_length=_optional_length(headers, "Content-Length"),
+        checksum=parse_checksum(headers.get("upload-checksum")),
     )

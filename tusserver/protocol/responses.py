@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 
+from tusserver.protocol.checksums import ALGORITHMS
 from tusserver.protocol.errors import TusError
 from tusserver.protocol.headers import serialize_metadata
 from tusserver.protocol.model import TUS_VERSION, Extension, UploadInfo
@@ -41,6 +43,9 @@ def options_response(extensions: Collection[Extension], max_size: int | None) ->
     headers = {"Tus-Version": TUS_VERSION}
     if extensions:
         headers["Tus-Extension"] = ",".join(extensions)
+    if Extension.CHECKSUM in extensions:
+        # tus §Checksum: the OPTIONS response MUST list the algorithms, sha1 included.
+        headers["Tus-Checksum-Algorithm"] = ",".join(ALGORITHMS)
     if max_size is not None:
         headers["Tus-Max-Size"] = str(max_size)
     return TusResponse(200, headers)
@@ -53,10 +58,17 @@ def _length_headers(info: UploadInfo) -> dict[str, str]:
     return {"Upload-Length": str(info.length)}
 
 
+def _expires_headers(info: UploadInfo) -> dict[str, str]:
+    # tus §Upload-Expires: for unfinished uploads that will expire, as an RFC 9110 IMF-fixdate.
+    if info.expires_at is None or info.is_complete:
+        return {}
+    return {"Upload-Expires": format_datetime(info.expires_at, usegmt=True)}
+
+
 def created_response(location: str, info: UploadInfo) -> TusResponse:
     """tus §POST: 201 Created with the upload URL; the offset tells creation-with-upload clients
     how much of the body was stored."""
-    return TusResponse(201, {"Location": location, "Upload-Offset": str(info.offset)})
+    return TusResponse(201, {"Location": location, "Upload-Offset": str(info.offset), **_expires_headers(info)})
 
 
 def head_response(info: UploadInfo) -> TusResponse:
@@ -64,12 +76,12 @@ def head_response(info: UploadInfo) -> TusResponse:
     headers = {"Upload-Offset": str(info.offset), **_length_headers(info), "Cache-Control": "no-store"}
     if info.metadata:
         headers["Upload-Metadata"] = serialize_metadata(info.metadata)
-    return TusResponse(200, headers)
+    return TusResponse(200, headers | _expires_headers(info))
 
 
 def patch_response(info: UploadInfo) -> TusResponse:
-    """tus §PATCH: 204 No Content with the new offset."""
-    return TusResponse(204, {"Upload-Offset": str(info.offset)})
+    """tus §PATCH: 204 No Content with the new offset (and the extended expiry)."""
+    return TusResponse(204, {"Upload-Offset": str(info.offset), **_expires_headers(info)})
 
 
 def deleted_response() -> TusResponse:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from tusserver.protocol.checksums import Checksum
 from tusserver.protocol.errors import (
+    ChecksumMismatchError,
     ExtensionUnsupportedError,
     InvalidContentTypeError,
     InvalidLengthError,
@@ -18,6 +21,7 @@ from tusserver.protocol.errors import (
     ReadTimeoutError,
     SizeExceededError,
     TusError,
+    UploadExpiredError,
     UploadInterruptedError,
 )
 from tusserver.protocol.headers import CreateRequest, PatchRequest
@@ -28,6 +32,9 @@ __all__ = [
     "CreatePlan",
     "PatchPlan",
     "body_end_error",
+    "check_not_expired",
+    "check_received",
+    "expiry",
     "plan_create",
     "plan_patch",
     "supported_extensions",
@@ -69,16 +76,51 @@ class PatchPlan:
     body_limit: int | None
 
 
-def supported_extensions(*, can_delete: bool) -> tuple[Extension, ...]:
-    """The extensions to advertise and route, derived from what the storage can do.
+def supported_extensions(*, can_delete: bool, expires: bool) -> tuple[Extension, ...]:
+    """The extensions to advertise and route, derived from what the storage and settings provide.
 
     tus §Tus-Extension lists exactly the supported extensions, so a capability the backend
-    lacks removes both the name and the route (405), never a silent no-op.
+    lacks removes both the name and the route (405), never a silent no-op. Checksums are
+    verified by the server itself, so every backend gets them.
     """
     extensions = [Extension.CREATION, Extension.CREATION_WITH_UPLOAD, Extension.CREATION_DEFER_LENGTH]
+    if expires:
+        # tus §Expiration: advertised when the server removes unfinished uploads.
+        extensions.append(Extension.EXPIRATION)
+    extensions.append(Extension.CHECKSUM)
     if can_delete:
         extensions.append(Extension.TERMINATION)
     return tuple(extensions)
+
+
+def expiry(now: datetime, *, complete: bool, expiration: float | None, retention: float | None) -> datetime | None:
+    """When an upload expires, counted from `now` (its creation, last PATCH or completion).
+
+    Unfinished uploads expire `expiration` seconds after their last successful PATCH; finished
+    ones are kept until deleted, or for `retention` seconds when configured.
+    """
+    seconds = retention if complete else expiration
+    return None if seconds is None else now + timedelta(seconds=seconds)
+
+
+def check_not_expired(info: UploadInfo, now: datetime) -> None:
+    """Raise 410 for an upload past its expiry whose record is still kept (tus §Upload-Expires)."""
+    if info.is_expired(now):
+        raise UploadExpiredError()
+
+
+def check_received(end: BodyEnd, checksum: Checksum | None, digest: bytes | None) -> None:
+    """With Upload-Checksum, decide whether the received bytes may be kept; raise if not.
+
+    tus §Checksum: a body that does not match MUST be discarded (460), and one that did not
+    arrive whole cannot be verified, so it is discarded too (PROTOCOL.md item 64).
+    """
+    if checksum is None:
+        return
+    if end is not BodyEnd.COMPLETE:
+        raise body_end_error(end) or ChecksumMismatchError("the body ended early; nothing was stored")
+    if digest != checksum.digest:
+        raise ChecksumMismatchError()
 
 
 def _body_limit(length: int | None, offset: int, max_size: int | None) -> int | None:

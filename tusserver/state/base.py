@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol
 
 from tusserver.protocol.model import UploadInfo
@@ -38,6 +40,10 @@ class UploadStateStore(Protocol):
 
     async def delete(self, upload_id: str) -> None:
         """Remove a record; succeeds if it is already gone."""
+        ...
+
+    def expiring(self, before: datetime) -> AsyncIterator[str]:
+        """The ids of uploads whose `expires_at` is at or before `before` (for cleanup)."""
         ...
 
     async def aclose(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
+
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
@@ -36,6 +39,12 @@ class MemoryStateStore:
     async def delete(self, upload_id: str) -> None:
         """Forget a record."""
         self._records.pop(upload_id, None)
+
+    async def expiring(self, before: datetime) -> AsyncIterator[str]:
+        """Ids of records that expire at or before `before`."""
+        for info in list(self._records.values()):
+            if info.is_expired(before):
+                yield info.id
 
     async def aclose(self) -> None:
         """Nothing to release."""

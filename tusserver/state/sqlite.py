@@ -17,7 +17,8 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,7 +31,14 @@ __all__ = ["SQLiteStateStore"]
 
 T = TypeVar("T")
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, info TEXT NOT NULL) WITHOUT ROWID"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires_at REAL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS uploads_expires_at ON uploads (expires_at) WHERE expires_at IS NOT NULL",
+)
+
+
+def _expires(info: UploadInfo) -> float | None:
+    return info.expires_at.timestamp() if info.expires_at else None
 
 
 class SQLiteStateStore:
@@ -47,9 +55,17 @@ class SQLiteStateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
+        self._migrate()
+        for statement in _SCHEMA:
+            self._db.execute(statement)
         self._fsync = fsync
         self._lock = threading.Lock()  # one statement at a time, whichever thread runs it
+
+    def _migrate(self) -> None:
+        # Databases written before expiration existed lack the column; their records never expire.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(uploads)")}
+        if columns and "expires_at" not in columns:
+            self._db.execute("ALTER TABLE uploads ADD COLUMN expires_at REAL")
 
     async def _run(self, fn: Callable[[], T], *, commit: bool = True) -> T:
         def locked() -> T:
@@ -63,8 +79,8 @@ class SQLiteStateStore:
 
     async def create(self, info: UploadInfo) -> None:
         """Insert a record; raises UploadExistsError for a duplicate id."""
-        row = (info.id, info.model_dump_json())
-        insert = functools.partial(self._db.execute, "INSERT INTO uploads VALUES (?, ?)", row)
+        row = (info.id, info.model_dump_json(), _expires(info))
+        insert = functools.partial(self._db.execute, "INSERT INTO uploads VALUES (?, ?, ?)", row)
         try:
             await self._run(insert)
         except sqlite3.IntegrityError:
@@ -80,15 +96,22 @@ class SQLiteStateStore:
 
     async def save(self, info: UploadInfo) -> None:
         """Replace a record in one transaction; raises UploadNotFoundError if it was deleted."""
-        update = functools.partial(
-            self._db.execute, "UPDATE uploads SET info = ? WHERE id = ?", (info.model_dump_json(), info.id)
-        )
+        row = (info.model_dump_json(), _expires(info), info.id)
+        update = functools.partial(self._db.execute, "UPDATE uploads SET info = ?, expires_at = ? WHERE id = ?", row)
         if (await self._run(update)).rowcount == 0:
             raise UploadNotFoundError()
 
     async def delete(self, upload_id: str) -> None:
         """Remove a record."""
         await self._run(functools.partial(self._db.execute, "DELETE FROM uploads WHERE id = ?", (upload_id,)))
+
+    async def expiring(self, before: datetime) -> AsyncIterator[str]:
+        """Ids of records that expire at or before `before`, read in one query."""
+        select = functools.partial(
+            self._db.execute, "SELECT id FROM uploads WHERE expires_at <= ?", (before.timestamp(),)
+        )
+        for (upload_id,) in await self._run(lambda: select().fetchall(), commit=False):
+            yield upload_id
 
     async def aclose(self) -> None:
         """Close the database."""

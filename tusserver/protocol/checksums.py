@@ -1,0 +1,94 @@
+"""The checksum extension's algorithms and the Upload-Checksum header (tus §Checksum).
+
+Digests are computed while the body streams, chunk by chunk; nothing here does I/O. Names are the
+lower-case ones tus clients send ("sha1" is what tuspy sends; the spec requires sha1 support), plus
+the xxHash family from the `xxhash` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import xxhash
+
+from tusserver.protocol.errors import ChecksumAlgorithmError, InvalidChecksumError
+
+__all__ = ["ALGORITHMS", "SLOW_ALGORITHMS", "Checksum", "Hasher", "new_hasher", "parse_checksum"]
+
+
+class Hasher(Protocol):
+    """What hashlib, xxhash and `_Crc32` objects have in common."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+class _Crc32:
+    """zlib's CRC-32 as a hasher; the digest is the 4-byte big-endian value."""
+
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self._value = zlib.crc32(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+# name -> (factory, digest size in bytes); sha1 first, as Tus-Checksum-Algorithm lists it.
+ALGORITHMS: dict[str, tuple[Callable[[], Hasher], int]] = {
+    "sha1": (hashlib.sha1, 20),
+    "md5": (hashlib.md5, 16),
+    "sha256": (hashlib.sha256, 32),
+    "sha512": (hashlib.sha512, 64),
+    "crc32": (_Crc32, 4),
+    "xxh32": (xxhash.xxh32, 4),
+    "xxh64": (xxhash.xxh64, 8),
+    "xxh3": (xxhash.xxh3_64, 8),
+    "xxh128": (xxhash.xxh3_128, 16),
+}
+# Hashes that cost seconds per GiB here (no SHA-NI; PERF.md A3): worth a worker thread per chunk.
+SLOW_ALGORITHMS = frozenset({"sha1", "md5", "sha256", "sha512"})
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    """A parsed Upload-Checksum: the algorithm's name and the expected digest."""
+
+    algorithm: str
+    digest: bytes
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    """A fresh hasher for a name from ALGORITHMS."""
+    return ALGORITHMS[algorithm][0]()
+
+
+def parse_checksum(value: str | None) -> Checksum | None:
+    """Parse `Upload-Checksum: <algorithm> <base64 digest>`; None when the header is absent.
+
+    Raises:
+        ChecksumAlgorithmError: tus §Checksum: an unsupported algorithm MUST give 400 (names are
+            lower case, so "SHA1" is unsupported too).
+        InvalidChecksumError: no space, invalid base64, or a digest of the wrong length (400).
+    """
+    if value is None:
+        return None
+    algorithm, _, encoded = value.strip().partition(" ")
+    if algorithm not in ALGORITHMS:
+        raise ChecksumAlgorithmError(f"Upload-Checksum algorithm {algorithm[:20]!r} is not supported")
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise InvalidChecksumError("Upload-Checksum digest is not base64") from None
+    if len(digest) != ALGORITHMS[algorithm][1]:
+        raise InvalidChecksumError(f"a {algorithm} digest has {ALGORITHMS[algorithm][1]} bytes")
+    return Checksum(algorithm, digest)

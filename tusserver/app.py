@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,7 +18,8 @@ from starlette.routing import Route
 
 from storage_backends.base import StorageBackend, SupportsDelete
 from storage_backends.local import LocalStorage
-from tusserver.endpoints import Endpoints, TusContext
+from tusserver.cleanup import sweep_forever
+from tusserver.endpoints import Endpoints, Handler, TusContext, utcnow
 from tusserver.locking import Locker, MemoryLocker
 from tusserver.middleware import ResponseHeadersMiddleware, TusRequestMiddleware, to_starlette
 from tusserver.protocol import responses
@@ -35,13 +38,14 @@ logger = logging.getLogger("tusserver")
 CORS_ALLOW_HEADERS = (
     "Authorization", "Origin", "X-Requested-With", "X-Request-ID", "X-HTTP-Method-Override", "Content-Type",
     "Upload-Length", "Upload-Offset", "Tus-Resumable", "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat",
-    "Upload-Checksum", "Upload-Complete", "Upload-Draft-Interop-Version",
+    "Upload-Checksum", "Upload-Complete", "Upload-Draft-Interop-Version", "Range", "If-Range", "If-None-Match",
 )  # fmt: skip
 # PROTOCOL.md item 89: without these on every response, browsers hide the tus headers from clients.
 CORS_EXPOSE_HEADERS = (
     "Upload-Offset", "Location", "Upload-Length", "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension",
     "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat", "Upload-Expires", "Upload-Complete", "Upload-Limit",
-    "Upload-Draft-Interop-Version",
+    "Upload-Draft-Interop-Version", "Tus-Checksum-Algorithm", "Content-Disposition", "Content-Range", "Accept-Ranges",
+    "ETag",
 )  # fmt: skip
 CORS_METHODS = ("POST", "HEAD", "PATCH", "OPTIONS", "GET", "DELETE")
 
@@ -52,6 +56,7 @@ def create_app(
     storage: StorageBackend | None = None,
     state: UploadStateStore | None = None,
     locker: Locker | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Starlette:
     """Build the tus server.
 
@@ -60,6 +65,7 @@ def create_app(
         storage: where bytes go; defaults to `LocalStorage(<data_dir>/uploads)`.
         state: where upload records go; defaults to `SQLiteStateStore(<data_dir>/state.sqlite3)`.
         locker: per-upload locks; defaults to `MemoryLocker()` (one server process).
+        clock: the current UTC time, for expiry; tests pass a controllable one.
 
     Returns:
         A Starlette app serving the creation endpoint at `settings.base_path` and uploads below it.
@@ -72,13 +78,20 @@ def create_app(
         storage=storage,
         state=state or SQLiteStateStore(settings.data_dir / "state.sqlite3", fsync=settings.fsync),
         locker=locker or MemoryLocker(),
-        extensions=supported_extensions(can_delete=isinstance(storage, SupportsDelete)),
+        extensions=supported_extensions(
+            can_delete=isinstance(storage, SupportsDelete), expires=settings.expiration is not None
+        ),
         trusted_proxies=TrustedProxies.parse(settings.trusted_proxies),
+        clock=clock or utcnow,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as tasks:
+            if settings.cleanup_interval is not None:
+                tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
+            yield
+            tasks.cancel_scope.cancel()
         await tus.aclose()
         logger.info("stopped: state and storage closed")
 
@@ -95,9 +108,12 @@ def create_app(
 def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:
     # One route per URL listing all its methods, so a 405 names every allowed method (RFC 9110 §15.5.6).
     collection = {"POST": endpoints.post, "OPTIONS": endpoints.options}
-    upload = {"HEAD": endpoints.head, "PATCH": endpoints.patch, "OPTIONS": endpoints.options}
+    upload: dict[str, Handler] = {"HEAD": endpoints.head, "PATCH": endpoints.patch, "OPTIONS": endpoints.options}
     if isinstance(endpoints.tus.storage, SupportsDelete):
         upload["DELETE"] = endpoints.delete
+    if endpoints.tus.settings.downloads:
+        # Starlette adds HEAD to a route with GET; HEAD is listed anyway and dispatched by method to the tus HEAD.
+        upload["GET"] = endpoints.get
     routes = [
         Route(base_path, endpoints.route(collection), methods=list(collection)),
         Route(base_path + "{upload_id}", endpoints.route(upload), methods=list(upload)),

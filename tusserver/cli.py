@@ -10,13 +10,18 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import anyio
 from pydantic import ValidationError
 
+from tusserver.app import create_app
+from tusserver.cleanup import remove_expired
+from tusserver.endpoints import TusContext
 from tusserver.servers import run
 from tusserver.settings import Settings
 
 __all__ = ["OPTIONS", "main", "parse_args", "parse_duration", "parse_size"]
 
+COMMANDS = ("serve", "cleanup")
 _SIZE = re.compile(r"([0-9]+)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
@@ -102,7 +107,12 @@ OPTIONS = (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tusserver",
-        description="A tus 1.0 resumable upload server. Every flag can also be set by the variable shown.",
+        usage="tusserver [serve | cleanup] [flags]",
+        description=(
+            "A tus 1.0 resumable upload server. `tusserver` (or `tusserver serve`) runs it; `tusserver cleanup` "
+            "removes expired uploads (data and state) once, prints what it removed and exits. "
+            "Every flag can also be set by the variable shown."
+        ),
     )
     defaults = Settings()
     for option in OPTIONS:
@@ -136,10 +146,24 @@ def parse_args(argv: Sequence[str], environ: dict[str, str]) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the server with the given flags."""
-    settings = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    """`tusserver [serve] [flags]` runs the server; `tusserver cleanup [flags]` removes expired uploads once."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args and args[0] in COMMANDS else "serve"
+    settings = parse_args(args, dict(os.environ))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings)
+    if command == "cleanup":
+        removed = anyio.run(_cleanup, settings)
+        print(f"removed {len(removed)} expired upload(s)", *removed, sep="\n")
+    else:
+        run(settings)
+
+
+async def _cleanup(settings: Settings) -> list[str]:
+    tus: TusContext = create_app(settings).state.tus
+    try:
+        return await remove_expired(tus, tus.clock())
+    finally:
+        await tus.aclose()
 
 
 if __name__ == "__main__":

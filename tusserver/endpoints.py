@@ -18,10 +18,12 @@ from starlette.responses import Response
 
 from storage_backends.base import StorageBackend, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
-from tusserver.body import BodyReader
+from tusserver import downloads
+from tusserver.body import BodyReader, digesting
 from tusserver.locking import Lease, Locker
 from tusserver.middleware import to_starlette
 from tusserver.protocol import headers, responses, rules
+from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
@@ -35,20 +37,32 @@ from tusserver.settings import Settings
 from tusserver.state.base import UploadStateStore
 from tusserver.urls import TrustedProxies, forwarded_origin
 
-__all__ = ["Endpoints", "TusContext", "from_storage"]
+__all__ = ["Endpoints", "TusContext", "from_storage", "utcnow"]
 
 logger = logging.getLogger("tusserver")
 
-Handler = Callable[[Request], Awaitable[TusResponse]]
+# A handler returns a pure TusResponse, or a Starlette Response when it streams a body (GET downloads).
+Handler = Callable[[Request], Awaitable[TusResponse | Response]]
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
+    """The current time in UTC: the default clock."""
     return datetime.now(UTC)
 
 
 def _new_upload_id() -> str:
     # 128 random bits: unguessable upload URLs, as the RUFH draft recommends (PROTOCOL.md item 37).
     return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One body to append: the upload (with any newly declared length), the byte limit, the checksum."""
+
+    info: UploadInfo
+    limit: int | None
+    checksum: Checksum | None
+    was_complete: bool
 
 
 @dataclass
@@ -61,13 +75,23 @@ class TusContext:
     locker: Locker
     extensions: tuple[Extension, ...]
     trusted_proxies: TrustedProxies
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Callable[[], datetime] = field(default=utcnow)
     new_upload_id: Callable[[], str] = field(default=_new_upload_id)
+
+    def expiry(self, info: UploadInfo, now: datetime) -> datetime | None:
+        """When `info` expires if it was created, appended to or completed at `now`."""
+        complete, settings = info.is_complete, self.settings
+        return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
 
     async def aclose(self) -> None:
         """Close the state store and the storage."""
         await self.state.aclose()
         await self.storage.aclose()
+
+
+def hasher_is_slow(checksum: Checksum | None) -> bool:
+    """True for the hashes worth a worker thread per chunk."""
+    return checksum is not None and checksum.algorithm in SLOW_ALGORITHMS
 
 
 def from_storage(exc: StorageError) -> TusError:
@@ -94,7 +118,7 @@ class Endpoints:
                 response = await handlers[request.method](request)
             except Exception as exc:  # every failure becomes a clean, logged response
                 response = self._error_response(request, exc)
-            return to_starlette(response)
+            return response if isinstance(response, Response) else to_starlette(response)
 
         return endpoint
 
@@ -122,7 +146,9 @@ class Endpoints:
         plan = rules.plan_create(create, max_size=tus.settings.max_size, extensions=tus.extensions)
         upload_id = request.state.upload_id = tus.new_upload_id()
         ref = await tus.storage.create(upload_id, length=plan.length)
-        info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=tus.clock())
+        now = tus.clock()
+        info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=now)
+        info = info.model_copy(update={"expires_at": tus.expiry(info, now)})
         # tus §POST: an upload with Upload-Length: 0 is complete at once.
         await self._complete_if_done(info, was_complete=False)
         await tus.state.create(info)
@@ -130,7 +156,8 @@ class Endpoints:
         if plan.read_body:
             try:
                 async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
-                    info = await self._receive(request, info, plan.body_limit, lease, was_complete=info.is_complete)
+                    append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete)
+                    info = await self._receive(request, append, lease)
             except TusError as error:
                 error.extra_headers["Location"] = location  # the upload exists; let the client resume it
                 raise
@@ -145,6 +172,7 @@ class Endpoints:
             # A finished upload never changes, so any number of readers go without the lock.
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
                 info = await self.tus.state.get(upload_id)
+        rules.check_not_expired(info, self.tus.clock())
         return responses.head_response(info)
 
     async def patch(self, request: Request) -> TusResponse:
@@ -154,9 +182,11 @@ class Endpoints:
         patch = headers.parse_patch(request.headers)
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
+            rules.check_not_expired(info, tus.clock())
             plan = rules.plan_patch(info, patch, max_size=tus.settings.max_size)
             declared = info.model_copy(update={"length": plan.length})
-            info = await self._receive(request, declared, plan.body_limit, lease, was_complete=info.is_complete)
+            append = Append(declared, plan.body_limit, patch.checksum, was_complete=info.is_complete)
+            info = await self._receive(request, append, lease)
         return responses.patch_response(info)
 
     async def delete(self, request: Request) -> TusResponse:
@@ -170,18 +200,30 @@ class Endpoints:
                 await tus.storage.delete(info.storage)
         return responses.deleted_response()
 
-    async def _receive(
-        self, request: Request, info: UploadInfo, limit: int | None, lease: Lease, *, was_complete: bool
-    ) -> UploadInfo:
-        """Stream the body into storage, record the new offset, then report how the body ended."""
-        body = BodyReader(request.receive, limit=limit, read_timeout=self.tus.settings.read_timeout)
+    async def get(self, request: Request) -> Response:
+        """GET: download a finished upload, without a lock (`tusserver.downloads`)."""
+        return await downloads.download(self.tus, request)
+
+    async def _receive(self, request: Request, append: Append, lease: Lease) -> UploadInfo:
+        """Stream the body into storage, record the new offset, then report how the body ended.
+
+        Bytes that are not recorded (a checksum mismatch) stay unacknowledged: the next append
+        at the recorded offset drops them (the storage contract).
+        """
+        body = BodyReader(request.receive, limit=append.limit, read_timeout=self.tus.settings.read_timeout)
         lease.on_release_request(body.stop)
-        offset = await self.tus.storage.append(info.storage, info.offset, body)
-        info = info.model_copy(update={"offset": offset})
+        hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
+        chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
+        offset = await self.tus.storage.append(append.info.storage, append.info.offset, chunks)
+        end = body.end or rules.BodyEnd.COMPLETE
+        rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
+        info = append.info.model_copy(update={"offset": offset})
+        if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
+            info = info.model_copy(update={"expires_at": self.tus.expiry(info, self.tus.clock())})
         with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
-            await self._complete_if_done(info, was_complete=was_complete)
+            await self._complete_if_done(info, was_complete=append.was_complete)
             await self.tus.state.save(info)
-        error = rules.body_end_error(body.end or rules.BodyEnd.COMPLETE)
+        error = rules.body_end_error(end)
         if error is not None:
             raise error
         return info

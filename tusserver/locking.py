@@ -35,6 +35,10 @@ class Lease(Protocol):
 class Locker(Protocol):
     """Hands out per-upload leases."""
 
+    def held(self, upload_id: str) -> bool:
+        """True while some request holds the lock on `upload_id`."""
+        ...
+
     def acquire(self, upload_id: str, *, timeout: float) -> AbstractAsyncContextManager[Lease]:
         """Hold the lock on `upload_id` for the `async with` block.
 
@@ -79,6 +83,10 @@ class MemoryLocker:
 
     def __init__(self) -> None:
         self._held: dict[str, MemoryLease] = {}
+
+    def held(self, upload_id: str) -> bool:
+        """True while a request in this process holds the lock on `upload_id`."""
+        return upload_id in self._held
 
     @asynccontextmanager
     async def acquire(self, upload_id: str, *, timeout: float) -> AsyncIterator[MemoryLease]:

@@ -159,13 +159,13 @@ async def test_every_response_carries_tus_resumable(client: httpx.AsyncClient, e
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("url", "allowed"),
-    [("/files/", {"POST", "OPTIONS"}), ("{location}", {"HEAD", "PATCH", "OPTIONS", "DELETE"})],
+    [("/files/", {"POST", "OPTIONS"}), ("{location}", {"HEAD", "PATCH", "OPTIONS", "DELETE", "GET"})],
     ids=["collection", "upload"],
 )
 async def test_405_allow_lists_every_supported_method(client: httpx.AsyncClient, url: str, allowed: set[str]) -> None:
     """PROTOCOL.md item 1 (405 case) and RFC 9110 §15.5.6: a 405 MUST list the resource's supported methods."""
     location = await create(client, 5)
-    response = await client.get(url.replace("{location}", location), headers=TUS)
+    response = await client.request("PUT", url.replace("{location}", location), headers=TUS)
     assert response.status_code == 405
     assert error_code(response) == "ERR_METHOD_NOT_ALLOWED"
     assert {method.strip() for method in response.headers["Allow"].split(",")} == allowed

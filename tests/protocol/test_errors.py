@@ -46,13 +46,13 @@ def test_offset_mismatch_status_and_code() -> None:
 
 
 def test_error_codes_are_unique() -> None:
-    codes = [code for _, _, code in TABLE] + [errors.OffsetMismatchError.code]
+    codes = [code for _, _, code in TABLE] + [errors.OffsetMismatchError.code, errors.RangeNotSatisfiableError.code]
     assert len(codes) == len(set(codes))
 
 
 def test_table_covers_every_exported_error() -> None:
     exported = {getattr(errors, name) for name in errors.__all__} - {errors.TusError}
-    assert exported == {cls for cls, _, _ in TABLE} | {errors.OffsetMismatchError}
+    assert exported == {cls for cls, _, _ in TABLE} | {errors.OffsetMismatchError, errors.RangeNotSatisfiableError}
 
 
 def test_error_custom_message_replaces_default() -> None:

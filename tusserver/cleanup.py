@@ -1,0 +1,58 @@
+"""Removing expired uploads: the `tusserver cleanup` command and the server's periodic sweep."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import anyio
+
+from storage_backends.base import SupportsDelete
+from tusserver.endpoints import TusContext
+from tusserver.protocol.errors import TusError
+
+__all__ = ["remove_expired", "sweep_forever"]
+
+logger = logging.getLogger("tusserver")
+
+
+async def remove_expired(tus: TusContext, now: datetime) -> list[str]:
+    """Remove every upload whose expiry is past at `now`, record first and then bytes.
+
+    An upload that a request is using right now is left alone: it is alive, and its next
+    save extends the expiry.
+
+    Returns:
+        The ids of the removed uploads.
+    """
+    candidates = [upload_id async for upload_id in tus.state.expiring(now)]
+    return [upload_id for upload_id in candidates if await _remove_if_expired(tus, upload_id, now)]
+
+
+async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> bool:
+    if tus.locker.held(upload_id):
+        return False
+    try:
+        async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
+            info = await tus.state.get(upload_id)  # again, under the lock: a PATCH may have extended it
+            if not info.is_expired(now):
+                return False
+            await tus.state.delete(upload_id)
+            if isinstance(tus.storage, SupportsDelete):
+                await tus.storage.delete(info.storage)
+    except TusError:  # gone meanwhile, or busy again
+        return False
+    logger.info("removed expired upload %s", upload_id)
+    return True
+
+
+async def sweep_forever(tus: TusContext, interval: float) -> None:
+    """Run `remove_expired` every `interval` seconds until cancelled; a failed sweep is logged and retried."""
+    while True:
+        await anyio.sleep(interval)
+        try:
+            removed = await remove_expired(tus, tus.clock())
+        except Exception:  # a storage or state outage must not end the sweeps
+            logger.exception("expired-upload sweep failed")
+        else:
+            logger.info("expired-upload sweep removed %d upload(s)", len(removed))

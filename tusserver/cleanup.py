@@ -8,6 +8,7 @@ from datetime import datetime
 import anyio
 
 from storage_backends.base import SupportsDelete
+from storage_backends.errors import StorageError
 from tusserver.endpoints import TusContext
 from tusserver.protocol.errors import TusError
 
@@ -17,10 +18,12 @@ logger = logging.getLogger("tusserver")
 
 
 async def remove_expired(tus: TusContext, now: datetime) -> list[str]:
-    """Remove every upload whose expiry is past at `now`, record first and then bytes.
+    """Remove every upload whose expiry is past at `now`: bytes first, then the record.
 
-    An upload that a request is using right now is left alone: it is alive, and its next
-    save extends the expiry.
+    In that order a failure or crash half-way leaves the record, so the next sweep retries
+    (deleting bytes is idempotent) instead of orphaning the bytes. An upload that a request is
+    using right now is left alone: it is alive, and its next save extends the expiry. A storage
+    failure skips that upload (logged) and the sweep goes on.
 
     Returns:
         The ids of the removed uploads.
@@ -37,10 +40,13 @@ async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> 
             info = await tus.state.get(upload_id)  # again, under the lock: a PATCH may have extended it
             if not info.is_expired(now):
                 return False
-            await tus.state.delete(upload_id)
             if isinstance(tus.storage, SupportsDelete):
                 await tus.storage.delete(info.storage)
+            await tus.state.delete(upload_id)
     except TusError:  # gone meanwhile, or busy again
+        return False
+    except StorageError as exc:
+        logger.warning("could not remove expired upload %s: %s", upload_id, exc)
         return False
     logger.info("removed expired upload %s", upload_id)
     return True

@@ -3,7 +3,7 @@
 Nothing here imports tusserver; backends that need an SDK live in their own modules behind extras.
 """
 
-from storage_backends.base import StorageBackend, StorageRef, SupportsDelete
+from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.local import LocalStorage
 from storage_backends.memory import MemoryStorage
@@ -16,5 +16,6 @@ __all__ = [
     "StorageError",
     "StorageRef",
     "StorageUnavailableError",
+    "SupportsConcatenate",
     "SupportsDelete",
 ]

@@ -7,12 +7,12 @@ disconnects, timeouts and lock-release requests into a clean end of stream).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-__all__ = ["StorageBackend", "StorageRef", "SupportsDelete"]
+__all__ = ["StorageBackend", "StorageRef", "SupportsConcatenate", "SupportsDelete"]
 
 
 class StorageRef(BaseModel, frozen=True):
@@ -107,6 +107,27 @@ class SupportsDelete(Protocol):
         """Remove every byte stored for `ref`. Idempotent: deleting a missing upload succeeds.
 
         Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsConcatenate(Protocol):
+    """Backends that can join finished uploads into another; enables the concatenation extension.
+
+    Object stores join without moving bytes through the server (S3 UploadPartCopy, Azure
+    stage_block_from_url); local files use the kernel's copy.
+    """
+
+    async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
+        """Make `ref` hold the bytes of `parts`, in order (a part may appear more than once).
+
+        Idempotent: a join that is repeated (after a crash) replaces what an earlier one wrote.
+        The parts are finished uploads and stay as they are.
+
+        Raises:
+            BlobNotFoundError: a part's bytes are gone.
             StorageError: the backend failed.
         """
         ...

@@ -5,7 +5,7 @@ Memory grows with the uploads, by design; never use it for real uploads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import ClassVar
 
 from storage_backends._keys import check_key
@@ -53,6 +53,11 @@ class MemoryStorage:
     async def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Yield the requested slice of the blob in one piece."""
         yield bytes(self._blob(ref.key)[start:end])
+
+    async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
+        """Replace the blob with the parts' bytes, in order."""
+        joined = b"".join([bytes(self._blob(part.key)) for part in parts])
+        self._blob(ref.key)[:] = joined
 
     async def complete(self, ref: StorageRef) -> None:
         """Nothing to do."""

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage_backends.base import StorageBackend, SupportsDelete
+from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete
 from storage_backends.local import LocalStorage
 from tusserver.cleanup import sweep_forever
-from tusserver.endpoints import Endpoints, Handler, TusContext, utcnow
+from tusserver.context import TusContext, utcnow
+from tusserver.endpoints import Endpoints, Handler
 from tusserver.locking import Locker, MemoryLocker
 from tusserver.middleware import ResponseHeadersMiddleware, TusRequestMiddleware, to_starlette
 from tusserver.protocol import responses
@@ -79,7 +80,9 @@ def create_app(
         state=state or SQLiteStateStore(settings.data_dir / "state.sqlite3", fsync=settings.fsync),
         locker=locker or MemoryLocker(),
         extensions=supported_extensions(
-            can_delete=isinstance(storage, SupportsDelete), expires=settings.expiration is not None
+            can_delete=isinstance(storage, SupportsDelete),
+            expires=settings.expiration is not None,
+            can_concatenate=isinstance(storage, SupportsConcatenate),
         ),
         trusted_proxies=TrustedProxies.parse(settings.trusted_proxies),
         clock=clock or utcnow,

@@ -9,7 +9,7 @@ import anyio
 
 from storage_backends.base import SupportsDelete
 from storage_backends.errors import StorageError
-from tusserver.endpoints import TusContext
+from tusserver.context import TusContext
 from tusserver.protocol.errors import TusError
 
 __all__ = ["remove_expired", "sweep_forever"]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from tusserver.app import create_app
 from tusserver.cleanup import remove_expired
-from tusserver.endpoints import TusContext
+from tusserver.context import TusContext
 from tusserver.servers import run
 from tusserver.settings import Settings
 

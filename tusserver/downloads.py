@@ -18,7 +18,7 @@ from tusserver.protocol import headers
 from tusserver.protocol.downloads import plan_download
 
 if TYPE_CHECKING:
-    from tusserver.endpoints import TusContext
+    from tusserver.context import TusContext
 
 __all__ = ["download"]
 

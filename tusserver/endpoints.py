@@ -7,23 +7,23 @@ table's response, so no request ever ends in a traceback.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storage_backends.base import StorageBackend, SupportsDelete
+from storage_backends.base import SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
-from tusserver import downloads
+from tusserver import downloads, finals
 from tusserver.body import BodyReader, digesting
-from tusserver.locking import Lease, Locker
+from tusserver.context import TusContext
+from tusserver.locking import Lease
 from tusserver.middleware import to_starlette
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
+from tusserver.protocol.concat import final_upload_id, parse_concat
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
@@ -31,28 +31,16 @@ from tusserver.protocol.errors import (
     TusError,
     UploadNotFoundError,
 )
-from tusserver.protocol.model import Extension, UploadInfo
+from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
-from tusserver.settings import Settings
-from tusserver.state.base import UploadStateStore
-from tusserver.urls import TrustedProxies, forwarded_origin
+from tusserver.urls import forwarded_origin
 
-__all__ = ["Endpoints", "TusContext", "from_storage", "utcnow"]
+__all__ = ["Append", "Endpoints", "from_storage"]
 
 logger = logging.getLogger("tusserver")
 
 # A handler returns a pure TusResponse, or a Starlette Response when it streams a body (GET downloads).
 Handler = Callable[[Request], Awaitable[TusResponse | Response]]
-
-
-def utcnow() -> datetime:
-    """The current time in UTC: the default clock."""
-    return datetime.now(UTC)
-
-
-def _new_upload_id() -> str:
-    # 128 random bits: unguessable upload URLs, as the RUFH draft recommends (PROTOCOL.md item 37).
-    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,30 +51,6 @@ class Append:
     limit: int | None
     checksum: Checksum | None
     was_complete: bool
-
-
-@dataclass
-class TusContext:
-    """What the endpoints work with: configuration and the pluggable parts."""
-
-    settings: Settings
-    storage: StorageBackend
-    state: UploadStateStore
-    locker: Locker
-    extensions: tuple[Extension, ...]
-    trusted_proxies: TrustedProxies
-    clock: Callable[[], datetime] = field(default=utcnow)
-    new_upload_id: Callable[[], str] = field(default=_new_upload_id)
-
-    def expiry(self, info: UploadInfo, now: datetime) -> datetime | None:
-        """When `info` expires if it was created, appended to or completed at `now`."""
-        complete, settings = info.is_complete, self.settings
-        return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
-
-    async def aclose(self) -> None:
-        """Close the state store and the storage."""
-        await self.state.aclose()
-        await self.storage.aclose()
 
 
 def hasher_is_slow(checksum: Checksum | None) -> bool:
@@ -142,12 +106,19 @@ class Endpoints:
     async def post(self, request: Request) -> TusResponse:
         """tus §POST (creation, creation-with-upload, creation-defer-length)."""
         tus = self.tus
-        create = headers.parse_create(request.headers)
+        concat = parse_concat(request.headers.get("upload-concat"), self._upload_path(request))
+        create = headers.parse_create(request.headers, concat)
         plan = rules.plan_create(create, max_size=tus.settings.max_size, extensions=tus.extensions)
+        if concat is not None and concat.kind == "final":
+            upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata)
+            final = await finals.create_final(tus, create, upload_id)
+            return responses.created_response(self._location(request, upload_id), final)
         upload_id = request.state.upload_id = tus.new_upload_id()
         ref = await tus.storage.create(upload_id, length=plan.length)
         now = tus.clock()
         info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=now)
+        if concat is not None:
+            info = info.model_copy(update={"concat": "partial", "concat_header": concat.header})
         info = info.model_copy(update={"expires_at": tus.expiry(info, now)})
         # tus §POST: an upload with Upload-Length: 0 is complete at once.
         await self._complete_if_done(info, was_complete=False)
@@ -171,7 +142,7 @@ class Endpoints:
             # The lock makes a stalled PATCH store its bytes and let go, so the offset is current.
             # A finished upload never changes, so any number of readers go without the lock.
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
-                info = await self.tus.state.get(upload_id)
+                info = await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         rules.check_not_expired(info, self.tus.clock())
         return responses.head_response(info)
 
@@ -202,6 +173,11 @@ class Endpoints:
 
     async def get(self, request: Request) -> Response:
         """GET: download a finished upload, without a lock (`tusserver.downloads`)."""
+        upload_id = headers.check_upload_id(request.path_params["upload_id"])
+        info = await self.tus.state.get(upload_id)
+        if info.concat == "final" and not info.is_complete:  # its last partial may have finished since
+            async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
+                await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         return await downloads.download(self.tus, request)
 
     async def _receive(self, request: Request, append: Append, lease: Lease) -> UploadInfo:
@@ -233,11 +209,14 @@ class Endpoints:
         if info.is_complete and not was_complete:
             await self.tus.storage.complete(info.storage)
 
-    def _location(self, request: Request, upload_id: str) -> str:
+    def _upload_path(self, request: Request) -> str:
         # root_path holds this app's mount prefix; url_for would search the outermost router
         # and could name another mounted tus app.
-        path = request.scope.get("root_path", "") + self.tus.settings.base_path + upload_id
-        url = request.url.replace(path=path, query="", fragment="")
+        path: str = request.scope.get("root_path", "") + self.tus.settings.base_path
+        return path
+
+    def _location(self, request: Request, upload_id: str) -> str:
+        url = request.url.replace(path=self._upload_path(request) + upload_id, query="", fragment="")
         client = request.client.host if request.client else None
         if self.tus.trusted_proxies.trusts(client):
             scheme, host = forwarded_origin(request.headers)

@@ -18,6 +18,8 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.MaxSizeExceededError, 413, "ERR_MAX_SIZE_EXCEEDED"),  # item 35
     (errors.SizeExceededError, 413, "ERR_UPLOAD_SIZE_EXCEEDED"),  # item 23
     (errors.UploadLockedError, 423, "ERR_UPLOAD_LOCKED"),  # item 28
+    (errors.InvalidConcatError, 400, "ERR_INVALID_CONCAT"),  # items 81-83
+    (errors.ModifyFinalError, 403, "ERR_MODIFY_FINAL"),  # items 47, 77
     (errors.UploadExpiredError, 410, "ERR_UPLOAD_EXPIRED"),  # item 59
     (errors.UploadNotFinishedError, 409, "ERR_UPLOAD_NOT_FINISHED"),
     (errors.ChecksumAlgorithmError, 400, "ERR_CHECKSUM_ALGORITHM_UNSUPPORTED"),  # item 63

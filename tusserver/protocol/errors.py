@@ -18,12 +18,14 @@ __all__ = [
     "ExtensionUnsupportedError",
     "InternalServerError",
     "InvalidChecksumError",
+    "InvalidConcatError",
     "InvalidContentTypeError",
     "InvalidLengthError",
     "InvalidMetadataError",
     "InvalidOffsetError",
     "MaxSizeExceededError",
     "MethodNotAllowedError",
+    "ModifyFinalError",
     "OffsetMismatchError",
     "RangeNotSatisfiableError",
     "ReadTimeoutError",
@@ -105,6 +107,20 @@ class ExtensionUnsupportedError(TusError):
     status = 400
     code = "ERR_EXTENSION_UNSUPPORTED"
     default_message = "this server does not support the extension the request needs"
+
+
+class InvalidConcatError(TusError):
+    status = 400
+    code = "ERR_INVALID_CONCAT"
+    default_message = "Upload-Concat is malformed or names an upload that cannot be joined"
+
+
+class ModifyFinalError(TusError):
+    # tus §Concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
+    # against a final upload URL".
+    status = 403
+    code = "ERR_MODIFY_FINAL"
+    default_message = "a final upload cannot be modified"
 
 
 class UploadNotFoundError(TusError):

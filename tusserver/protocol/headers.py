@@ -10,9 +10,11 @@ import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tusserver.protocol.checksums import Checksum, parse_checksum
 from tusserver.protocol.errors import (
+    InvalidConcatError,
     InvalidContentTypeError,
     InvalidLengthError,
     InvalidMetadataError,
@@ -21,6 +23,9 @@ from tusserver.protocol.errors import (
     UploadNotFoundError,
 )
 from tusserver.protocol.model import OFFSET_OCTET_STREAM, TUS_RESUMABLE
+
+if TYPE_CHECKING:
+    from tusserver.protocol.concat import Concat  # concat builds on this module
 
 __all__ = [
     "MAX_METADATA_LENGTH",
@@ -62,6 +67,7 @@ class CreateRequest:
         has_body: the request carries a body (creation-with-upload).
         body_is_offset_stream: Content-Type is application/offset+octet-stream.
         checksum: Upload-Checksum for the body, if sent.
+        concat: Upload-Concat, if sent.
     """
 
     length: int | None
@@ -71,6 +77,7 @@ class CreateRequest:
     has_body: bool
     body_is_offset_stream: bool
     checksum: Checksum | None = None
+    concat: Concat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +187,22 @@ def _defer_length(headers: Headers) -> bool:
     return True
 
 
-def parse_create(headers: Headers) -> CreateRequest:
-    """Parse a creation POST's headers.
+def parse_create(headers: Headers, concat: Concat | None = None) -> CreateRequest:
+    """Parse a creation POST's headers, given its already parsed Upload-Concat.
 
     Raises:
         InvalidLengthError: neither or both of Upload-Length and Upload-Defer-Length, or bad values.
+        InvalidConcatError: a final upload with a length header (it takes its partials' lengths).
         InvalidMetadataError: Upload-Metadata is malformed.
         ChecksumAlgorithmError, InvalidChecksumError: Upload-Checksum is unsupported or malformed.
     """
     length = _optional_length(headers, "Upload-Length")
     defer = _defer_length(headers)
-    if (length is None) == (not defer):
+    if concat is not None and concat.kind == "final":
+        # tus §Concatenation: "the Client MUST NOT include the Upload-Length header in the final upload".
+        if length is not None or defer:
+            raise InvalidConcatError("a final upload takes its length from its partial uploads")
+    elif (length is None) == (not defer):
         # tus §POST: the Client MUST send Upload-Length or Upload-Defer-Length: 1, never both.
         raise InvalidLengthError("send exactly one of Upload-Length and Upload-Defer-Length: 1")
     content_length = _optional_length(headers, "Content-Length")
@@ -203,6 +215,7 @@ def parse_create(headers: Headers) -> CreateRequest:
         has_body=bool(content_length) or (content_length is None and chunked),
         body_is_offset_stream=is_offset_octet_stream(headers.get("content-type")),
         checksum=parse_checksum(headers.get("upload-checksum")),
+        concat=concat,
     )
 
 

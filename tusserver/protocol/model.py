@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -40,6 +41,9 @@ class UploadInfo(BaseModel, frozen=True):
         storage: where the bytes are, as the storage backend described it.
         created_at: creation time (UTC).
         expires_at: when the upload expires (tus §Expiration), None if it never does.
+        concat: "partial" or "final" for the concatenation extension, None for a plain upload.
+        parts: a final upload's partial upload ids, in order.
+        concat_header: Upload-Concat as received, echoed on HEAD (tus §Concatenation).
     """
 
     id: str
@@ -49,6 +53,9 @@ class UploadInfo(BaseModel, frozen=True):
     storage: StorageRef
     created_at: datetime
     expires_at: datetime | None = None
+    concat: Literal["partial", "final"] | None = None
+    parts: tuple[str, ...] = ()
+    concat_header: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
         """True once `expires_at` has passed; the record may still be kept until cleanup."""

@@ -76,6 +76,12 @@ def head_response(info: UploadInfo) -> TusResponse:
     headers = {"Upload-Offset": str(info.offset), **_length_headers(info), "Cache-Control": "no-store"}
     if info.metadata:
         headers["Upload-Metadata"] = serialize_metadata(info.metadata)
+    if info.concat_header is not None:
+        headers["Upload-Concat"] = info.concat_header
+    if info.concat == "final" and not info.is_complete:
+        # tus §Concatenation: no Upload-Offset until the join is done; Upload-Length once it is known.
+        del headers["Upload-Offset"]
+        headers.pop("Upload-Defer-Length", None)
     return TusResponse(200, headers | _expires_headers(info))
 
 

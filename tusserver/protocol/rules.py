@@ -17,6 +17,7 @@ from tusserver.protocol.errors import (
     InvalidContentTypeError,
     InvalidLengthError,
     MaxSizeExceededError,
+    ModifyFinalError,
     OffsetMismatchError,
     ReadTimeoutError,
     SizeExceededError,
@@ -76,7 +77,7 @@ class PatchPlan:
     body_limit: int | None
 
 
-def supported_extensions(*, can_delete: bool, expires: bool) -> tuple[Extension, ...]:
+def supported_extensions(*, can_delete: bool, expires: bool, can_concatenate: bool = False) -> tuple[Extension, ...]:
     """The extensions to advertise and route, derived from what the storage and settings provide.
 
     tus §Tus-Extension lists exactly the supported extensions, so a capability the backend
@@ -90,6 +91,9 @@ def supported_extensions(*, can_delete: bool, expires: bool) -> tuple[Extension,
     extensions.append(Extension.CHECKSUM)
     if can_delete:
         extensions.append(Extension.TERMINATION)
+    if can_concatenate:
+        # Finals may list unfinished partials: they complete once every partial has.
+        extensions += [Extension.CONCATENATION, Extension.CONCATENATION_UNFINISHED]
     return tuple(extensions)
 
 
@@ -140,11 +144,17 @@ def plan_create(req: CreateRequest, *, max_size: int | None, extensions: Collect
     """Decide a creation POST.
 
     Raises:
-        ExtensionUnsupportedError: deferred length or a body without the extension.
+        ExtensionUnsupportedError: deferred length, a body or Upload-Concat without the extension.
+        ModifyFinalError: a final upload with a body (403).
         MaxSizeExceededError: Upload-Length is over Tus-Max-Size (tus §POST: MUST 413).
         InvalidContentTypeError: a body that is not application/offset+octet-stream (item 44).
         SizeExceededError: Content-Length is larger than Upload-Length.
     """
+    if req.concat is not None:
+        if Extension.CONCATENATION not in extensions:
+            raise ExtensionUnsupportedError("this server does not support concatenation")
+        if req.concat.kind == "final" and req.has_body:
+            raise ModifyFinalError("a final upload takes no body")  # PROTOCOL.md item 47
     if req.defer_length and Extension.CREATION_DEFER_LENGTH not in extensions:
         raise ExtensionUnsupportedError("this server does not support creation-defer-length")
     if req.length is not None and max_size is not None and req.length > max_size:
@@ -178,12 +188,15 @@ def plan_patch(info: UploadInfo, req: PatchRequest, *, max_size: int | None) -> 
     """Decide a PATCH against the stored upload.
 
     Raises:
+        ModifyFinalError: the upload is a final upload (tus §Concatenation: 403).
         OffsetMismatchError: tus §PATCH: "If the offsets do not match, the Server MUST respond
             with the 409 Conflict status without modifying the upload resource."
         InvalidLengthError: Upload-Length changes a known length or is below the offset.
         MaxSizeExceededError: a declared length over Tus-Max-Size.
         SizeExceededError: Content-Length runs past the length.
     """
+    if info.concat == "final":
+        raise ModifyFinalError()
     if req.offset != info.offset:
         raise OffsetMismatchError(info.offset)
     length = _declared_length(info, req.length, max_size)

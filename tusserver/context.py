@@ -1,0 +1,52 @@
+"""TusContext: the configuration and pluggable parts every handler works with."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from storage_backends.base import StorageBackend
+from tusserver.locking import Locker
+from tusserver.protocol import rules
+from tusserver.protocol.model import Extension, UploadInfo
+from tusserver.settings import Settings
+from tusserver.state.base import UploadStateStore
+from tusserver.urls import TrustedProxies
+
+__all__ = ["TusContext", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time in UTC: the default clock."""
+    return datetime.now(UTC)
+
+
+def _new_upload_id() -> str:
+    # 128 random bits: unguessable upload URLs, as the RUFH draft recommends (PROTOCOL.md item 37).
+    return secrets.token_hex(16)
+
+
+@dataclass
+class TusContext:
+    """What the endpoints work with: configuration and the pluggable parts."""
+
+    settings: Settings
+    storage: StorageBackend
+    state: UploadStateStore
+    locker: Locker
+    extensions: tuple[Extension, ...]
+    trusted_proxies: TrustedProxies
+    clock: Callable[[], datetime] = field(default=utcnow)
+    new_upload_id: Callable[[], str] = field(default=_new_upload_id)
+
+    def expiry(self, info: UploadInfo, now: datetime) -> datetime | None:
+        """When `info` expires if it was created, appended to or completed at `now`."""
+        complete, settings = info.is_complete, self.settings
+        return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
+
+    async def aclose(self) -> None:
+        """Close the state store and the storage."""
+        await self.state.aclose()
+        await self.storage.aclose()

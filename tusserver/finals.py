@@ -1,0 +1,81 @@
+"""Final uploads of the concatenation extension: creating them and joining their partials.
+
+A final upload is joined as soon as every partial is finished: at its creation, or later, when a
+HEAD or GET finds its last partial done (concatenation-unfinished). Nothing about the join lives
+only in memory, so a final created before a restart completes after it just the same. The join is
+done by the storage (`SupportsConcatenate`), so bytes need not pass through the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storage_backends.base import SupportsConcatenate
+from tusserver.context import TusContext
+from tusserver.protocol.concat import plan_final
+from tusserver.protocol.errors import ExtensionUnsupportedError, UploadNotFoundError
+from tusserver.protocol.headers import CreateRequest
+from tusserver.protocol.model import UploadInfo
+
+__all__ = ["create_final", "settle_final"]
+
+
+async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -> UploadInfo:
+    """Create the final upload `upload_id` (or return it again, for a retried POST) and join it if it can be.
+
+    Raises:
+        UploadNotFoundError: a listed partial upload does not exist (PROTOCOL.md item 80).
+        InvalidConcatError: a listed upload is not a partial upload.
+        MaxSizeExceededError: the partials add up to more than Tus-Max-Size.
+    """
+    assert create.concat is not None
+    async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
+        try:
+            return await settle_final(tus, await tus.state.get(upload_id))
+        except UploadNotFoundError:
+            pass  # the usual case: a new final upload
+        plan = plan_final(await _partials(tus, create.concat.parts), max_size=tus.settings.max_size)
+        now = tus.clock()
+        info = UploadInfo(
+            id=upload_id,
+            length=plan.length,
+            metadata=create.metadata,  # tus §Concatenation: the partials' metadata is not carried over
+            storage=await tus.storage.create(upload_id, length=plan.length),
+            created_at=now,
+            concat="final",
+            parts=create.concat.parts,
+            concat_header=create.concat.header,
+        )
+        info = info.model_copy(update={"expires_at": tus.expiry(info, now)})
+        await tus.state.create(info)
+        return await settle_final(tus, info)
+
+
+async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
+    """Join a final upload whose partials are all finished; the caller holds its lock.
+
+    Returns the upload as it is now: complete after a join, otherwise with its length once every
+    partial's length is known (tus §Concatenation: Upload-Length "as soon as it can be computed").
+    """
+    if info.concat != "final" or info.is_complete:
+        return info
+    partials = await _partials(tus, info.parts)
+    plan = plan_final(partials, max_size=tus.settings.max_size)
+    if not plan.complete:
+        return info.model_copy(update={"length": plan.length})
+    await _storage(tus).concatenate(info.storage, [partial.storage for partial in partials])
+    info = info.model_copy(update={"length": plan.length, "offset": plan.length})
+    info = info.model_copy(update={"expires_at": tus.expiry(info, tus.clock())})
+    await tus.storage.complete(info.storage)
+    await tus.state.save(info)  # recorded only once the storage holds the joined bytes
+    return info
+
+
+async def _partials(tus: TusContext, upload_ids: Sequence[str]) -> list[UploadInfo]:
+    return [await tus.state.get(upload_id) for upload_id in upload_ids]
+
+
+def _storage(tus: TusContext) -> SupportsConcatenate:
+    if not isinstance(tus.storage, SupportsConcatenate):
+        raise ExtensionUnsupportedError("this server's storage cannot join uploads")
+    return tus.storage

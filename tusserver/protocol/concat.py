@@ -1,0 +1,100 @@
+"""The concatenation extension: Upload-Concat parsing and the decisions about final uploads (tus §Concatenation).
+
+A partial upload is an ordinary upload marked "partial"; a final upload names its partials and
+takes their bytes, joined by the storage once every partial is finished. URLs in a final's list are
+only ever parsed into upload ids of this server: never fetched, never resolved outside its upload path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+from tusserver.protocol.errors import InvalidConcatError, MaxSizeExceededError
+from tusserver.protocol.headers import UPLOAD_ID, serialize_metadata
+from tusserver.protocol.model import UploadInfo
+
+__all__ = ["Concat", "FinalPlan", "final_upload_id", "parse_concat", "plan_final"]
+
+MAX_PARTS = 1000  # far above tus-js-client's parallelUploads, far below a header that hurts
+
+
+@dataclass(frozen=True, slots=True)
+class Concat:
+    """A parsed Upload-Concat: "partial", or "final" with its partials' ids and the header as received."""
+
+    kind: Literal["partial", "final"]
+    parts: tuple[str, ...] = ()
+    header: str = "partial"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalPlan:
+    """What a final upload is now: its length once every partial's is known, and whether all are finished."""
+
+    length: int | None
+    complete: bool
+
+
+def parse_concat(value: str | None, upload_path: str) -> Concat | None:
+    """Parse `Upload-Concat: partial` or `final;<url> <url> ...`; None when the header is absent.
+
+    Args:
+        value: the header.
+        upload_path: this server's path for uploads (mount prefix + base path, ending in "/"); URLs
+            are resolved against it, so absolute and relative forms both work (PROTOCOL.md item 76).
+
+    Raises:
+        InvalidConcatError: anything else, an empty list, or a URL that is not an upload of this server.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "partial":
+        return Concat("partial")
+    kind, _, urls = value.partition(";")
+    if kind.strip() != "final" or not urls.split():
+        raise InvalidConcatError("Upload-Concat must be 'partial' or 'final;<upload URLs>'")
+    if len(urls.split()) > MAX_PARTS:
+        raise InvalidConcatError(f"a final upload joins at most {MAX_PARTS} partial uploads")
+    return Concat("final", tuple(_upload_id(url, upload_path) for url in urls.split()), value)
+
+
+def _upload_id(url: str, upload_path: str) -> str:
+    path = urlsplit(urljoin(upload_path, url)).path
+    upload_id = path.removeprefix(upload_path)
+    if path == upload_id or not UPLOAD_ID.fullmatch(upload_id):
+        raise InvalidConcatError(f"{url[:200]!r} is not an upload URL of this server")
+    return upload_id
+
+
+def final_upload_id(parts: Sequence[str], metadata: Mapping[str, str]) -> str:
+    """The final upload's id, derived from its partials and metadata.
+
+    A client that retries a final POST after a lost response gets the same upload back instead of a
+    second copy (PROTOCOL.md item 85, tus/tusd#1365); partial ids are unguessable, so this one is too.
+    """
+    key = " ".join(parts) + "\n" + serialize_metadata(metadata)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def plan_final(partials: Sequence[UploadInfo], *, max_size: int | None) -> FinalPlan:
+    """Decide a final upload from its partials' current state.
+
+    tus §Concatenation: the final's length is the sum of the partials' lengths.
+
+    Raises:
+        InvalidConcatError: a listed upload is not a partial upload (PROTOCOL.md item 81).
+        MaxSizeExceededError: the joined length is over Tus-Max-Size.
+    """
+    for partial in partials:
+        if partial.concat != "partial":
+            raise InvalidConcatError(f"upload {partial.id} is not a partial upload")
+    lengths = [partial.length for partial in partials]
+    length = None if None in lengths else sum(length for length in lengths if length is not None)
+    if length is not None and max_size is not None and length > max_size:
+        raise MaxSizeExceededError()
+    return FinalPlan(length=length, complete=all(partial.is_complete for partial in partials))

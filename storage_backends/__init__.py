@@ -4,11 +4,12 @@ Nothing here imports tusserver; backends that need an SDK live in their own modu
 """
 
 from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
-from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.local import LocalStorage
 from storage_backends.memory import MemoryStorage
 
 __all__ = [
+    "BlobExistsError",
     "BlobNotFoundError",
     "LocalStorage",
     "MemoryStorage",

@@ -45,6 +45,7 @@ class StorageBackend(Protocol):
             The reference to persist with the upload.
 
         Raises:
+            BlobExistsError: bytes exist under `key` already.
             StorageError: the backend failed.
         """
         ...

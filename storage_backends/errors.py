@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BlobNotFoundError", "StorageError", "StorageUnavailableError"]
+__all__ = ["BlobExistsError", "BlobNotFoundError", "StorageError", "StorageUnavailableError"]
 
 
 class StorageError(Exception):
@@ -11,6 +11,10 @@ class StorageError(Exception):
 
 class BlobNotFoundError(StorageError, FileNotFoundError):
     """The bytes of an upload are not (or no longer) in the storage."""
+
+
+class BlobExistsError(StorageError, FileExistsError):
+    """`create` found bytes under the key already (left behind by a crash, for a derived key)."""
 
 
 class StorageUnavailableError(StorageError):

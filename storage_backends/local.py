@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from storage_backends._keys import check_key
 from storage_backends.base import StorageRef
-from storage_backends.errors import BlobNotFoundError, StorageError
+from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
 
 __all__ = ["LocalStorage"]
 
@@ -57,6 +57,8 @@ class LocalStorage:
         path = self._path(key)
         try:
             path.touch(exist_ok=False)
+        except FileExistsError as exc:
+            raise BlobExistsError(f"{key} exists") from exc
         except OSError as exc:
             raise StorageError(f"cannot create {key}: {exc.strerror}") from exc
         if self.fsync:

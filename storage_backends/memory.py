@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from storage_backends._keys import check_key
 from storage_backends.base import StorageRef
-from storage_backends.errors import BlobNotFoundError, StorageError
+from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
 
 __all__ = ["MemoryStorage"]
 
@@ -32,7 +32,7 @@ class MemoryStorage:
     async def create(self, key: str, *, length: int | None) -> StorageRef:
         """Start an empty blob (see `StorageBackend.create`)."""
         if check_key(key) in self.blobs:
-            raise StorageError(f"blob {key} exists")
+            raise BlobExistsError(f"blob {key} exists")
         self.blobs[key] = bytearray()
         return StorageRef(backend=self.scheme, key=key)
 

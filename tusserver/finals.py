@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from storage_backends.base import SupportsConcatenate
+from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelete
+from storage_backends.errors import BlobExistsError
 from tusserver.context import TusContext
 from tusserver.protocol.concat import plan_final
 from tusserver.protocol.errors import ExtensionUnsupportedError, UploadNotFoundError
@@ -35,20 +36,30 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
         except UploadNotFoundError:
             pass  # the usual case: a new final upload
         plan = plan_final(await _partials(tus, create.concat.parts), max_size=tus.settings.max_size)
-        now = tus.clock()
         info = UploadInfo(
             id=upload_id,
             length=plan.length,
             metadata=create.metadata,  # tus §Concatenation: the partials' metadata is not carried over
-            storage=await tus.storage.create(upload_id, length=plan.length),
-            created_at=now,
+            storage=await _create_storage(tus, upload_id, plan.length),
+            created_at=tus.clock(),
             concat="final",
             parts=create.concat.parts,
             concat_header=create.concat.header,
-        )
-        info = info.model_copy(update={"expires_at": tus.expiry(info, now)})
+        )  # no expiry while pending: it waits on its partials, which expire on their own
         await tus.state.create(info)
         return await settle_final(tus, info)
+
+
+async def _create_storage(tus: TusContext, upload_id: str, length: int | None) -> StorageRef:
+    # The id is derived, so a crash between storage and record leaves bytes under it; with no
+    # record they belong to nobody, and the join replaces them anyway.
+    try:
+        return await tus.storage.create(upload_id, length=length)
+    except BlobExistsError:
+        if not isinstance(tus.storage, SupportsDelete):
+            raise
+        await tus.storage.delete(StorageRef(backend=tus.storage.scheme, key=upload_id))
+        return await tus.storage.create(upload_id, length=length)
 
 
 async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
@@ -60,7 +71,7 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     if info.concat != "final" or info.is_complete:
         return info
     partials = await _partials(tus, info.parts)
-    plan = plan_final(partials, max_size=tus.settings.max_size)
+    plan = plan_final(partials, max_size=None)  # the limit was checked at creation, as far as known then
     if not plan.complete:
         return info.model_copy(update={"length": plan.length})
     await _storage(tus).concatenate(info.storage, [partial.storage for partial in partials])

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from storage_backends import LocalStorage, MemoryStorage
-from storage_backends.base import StorageBackend, StorageRef, SupportsDelete
+from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 STORAGES = ["memory", "local", "local-fsync"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
 CAPABILITIES: dict[str, set[type]] = {
-    "memory": {SupportsDelete},
-    "local": {SupportsDelete},
-    "local-fsync": {SupportsDelete},
+    "memory": {SupportsDelete, SupportsConcatenate},
+    "local": {SupportsDelete, SupportsConcatenate},
+    "local-fsync": {SupportsDelete, SupportsConcatenate},
 }
 
 
@@ -43,7 +43,7 @@ async def contents(storage: StorageBackend, ref: StorageRef, start: int = 0, end
 
 
 def test_declared_capabilities_match(storage: StorageBackend, storage_name: str) -> None:
-    declared = {capability for capability in (SupportsDelete,) if isinstance(storage, capability)}
+    declared = {capability for capability in (SupportsDelete, SupportsConcatenate) if isinstance(storage, capability)}
     assert declared == CAPABILITIES[storage_name]
 
 
@@ -141,3 +141,98 @@ async def test_create_existing_key_raises(storage: StorageBackend) -> None:
     await storage.create("upload1", length=1)
     with pytest.raises(StorageError):
         await storage.create("upload1", length=1)
+
+
+# --- concatenation (SupportsConcatenate; PROTOCOL.md items 75 and 85) ---------------------------------------------
+
+
+def joiner(storage: StorageBackend) -> SupportsConcatenate:
+    assert isinstance(storage, SupportsConcatenate)
+    return storage
+
+
+async def finished(storage: StorageBackend, key: str, data: bytes) -> StorageRef:
+    """A finished upload holding `data`, as the server leaves a partial upload."""
+    ref = await storage.create(key, length=len(data))
+    await storage.append(ref, 0, chunks(data))
+    await storage.complete(ref)
+    return ref
+
+
+@pytest.mark.anyio
+async def test_concatenate_joins_parts_in_order(storage: StorageBackend) -> None:
+    a, b, c = [await finished(storage, key, data) for key, data in [("a", b"hello"), ("b", b" "), ("c", b"world")]]
+    target = await storage.create("final", length=11)
+    await joiner(storage).concatenate(target, [a, b, c])
+    assert await contents(storage, target) == b"hello world"
+    assert await storage.stored_length(target) == 11
+
+
+@pytest.mark.anyio
+async def test_concatenate_part_listed_twice_appears_twice(storage: StorageBackend) -> None:
+    a, b = await finished(storage, "a", b"ab"), await finished(storage, "b", b"cd")
+    target = await storage.create("final", length=6)
+    await joiner(storage).concatenate(target, [a, b, a])
+    assert await contents(storage, target) == b"abcdab"
+
+
+@pytest.mark.anyio
+async def test_concatenate_repeated_replaces_earlier_result(storage: StorageBackend) -> None:
+    """A join repeated after a crash gives the same bytes, not twice the bytes."""
+    a, b = await finished(storage, "a", b"hello"), await finished(storage, "b", b" world")
+    target = await storage.create("final", length=11)
+    await joiner(storage).concatenate(target, [a, b])
+    await joiner(storage).concatenate(target, [a, b])
+    assert await contents(storage, target) == b"hello world"
+
+
+@pytest.mark.anyio
+async def test_concatenate_into_target_with_bytes_replaces_them(storage: StorageBackend) -> None:
+    a = await finished(storage, "a", b"abc")
+    target = await finished(storage, "final", b"a much longer leftover")
+    await joiner(storage).concatenate(target, [a])
+    assert await contents(storage, target) == b"abc"
+    assert await storage.stored_length(target) == 3
+
+
+@pytest.mark.anyio
+async def test_concatenate_missing_part_raises_not_found(storage: StorageBackend) -> None:
+    a = await finished(storage, "a", b"abc")
+    target = await storage.create("final", length=None)
+    with pytest.raises(BlobNotFoundError):
+        await joiner(storage).concatenate(target, [a, StorageRef(backend=storage.scheme, key="missing")])
+
+
+@pytest.mark.anyio
+async def test_concatenate_leaves_parts_unchanged(storage: StorageBackend) -> None:
+    a, b = await finished(storage, "a", b"hello"), await finished(storage, "b", b" world")
+    await joiner(storage).concatenate(await storage.create("final", length=11), [a, b])
+    assert (await contents(storage, a), await contents(storage, b)) == (b"hello", b" world")
+    assert (await storage.stored_length(a), await storage.stored_length(b)) == (5, 6)
+
+
+@pytest.mark.anyio
+async def test_concatenate_empty_part_adds_nothing(storage: StorageBackend) -> None:
+    a, empty, b = [await finished(storage, key, data) for key, data in [("a", b"ab"), ("empty", b""), ("b", b"cd")]]
+    target = await storage.create("final", length=4)
+    await joiner(storage).concatenate(target, [empty, a, empty, b, empty])
+    assert await contents(storage, target) == b"abcd"
+
+
+@pytest.mark.anyio
+async def test_concatenate_only_empty_parts_gives_empty_upload(storage: StorageBackend) -> None:
+    empty = await finished(storage, "empty", b"")
+    target = await storage.create("final", length=0)
+    await joiner(storage).concatenate(target, [empty, empty])
+    assert await storage.stored_length(target) == 0
+
+
+@pytest.mark.anyio
+async def test_concatenate_multi_mib_parts_byte_exact(storage: StorageBackend) -> None:
+    """Parts of several MiB at odd sizes: every copy loop (kernel copy, read chunks) has to go round more than once."""
+    datas = [bytes(range(256)) * (3 * 4096) + b"x" * 7, bytes(reversed(range(256))) * (5 * 4096 + 1) + b"tail"]
+    parts = [await finished(storage, f"part{index}", data) for index, data in enumerate(datas)]
+    target = await storage.create("final", length=None)
+    await joiner(storage).concatenate(target, parts)
+    assert await storage.stored_length(target) == len(datas[0]) + len(datas[1])
+    assert await contents(storage, target) == datas[0] + datas[1]

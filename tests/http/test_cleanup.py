@@ -20,7 +20,7 @@ from tests.http.test_termination import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore
 from tusserver.cleanup import remove_expired
-from tusserver.endpoints import TusContext
+from tusserver.context import TusContext
 from tusserver.protocol.model import UploadInfo
 
 

@@ -10,7 +10,10 @@ import pytest
 from tests.http.conftest import AppFactory
 from tests.http.transcript import TUS, Exchange, create, run
 
-EXTENSIONS = "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation,concatenation-unfinished"
+EXTENSIONS = (
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,"
+    "concatenation,concatenation-unfinished"
+)
 
 
 @pytest.fixture

@@ -68,7 +68,10 @@ def _expires_headers(info: UploadInfo) -> dict[str, str]:
 def created_response(location: str, info: UploadInfo) -> TusResponse:
     """tus §POST: 201 Created with the upload URL; the offset tells creation-with-upload clients
     how much of the body was stored."""
-    return TusResponse(201, {"Location": location, "Upload-Offset": str(info.offset), **_expires_headers(info)})
+    headers = {"Location": location, "Upload-Offset": str(info.offset), **_expires_headers(info)}
+    if info.concat == "final" and not info.is_complete:
+        del headers["Upload-Offset"]  # tus §Concatenation: no offset until the join is done
+    return TusResponse(201, headers)
 
 
 def head_response(info: UploadInfo) -> TusResponse:

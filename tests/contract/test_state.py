@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,19 +10,7 @@ import pytest
 from storage_backends.base import StorageRef
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
-from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
-
-STORES = ["memory", "sqlite", "sqlite-fsync"]
-
-
-@pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UploadStateStore]:
-    name: str = request.param
-    state: UploadStateStore = MemoryStateStore()
-    if name.startswith("sqlite"):
-        state = SQLiteStateStore(tmp_path / "state.sqlite3", fsync=name == "sqlite-fsync")
-    yield state
-    await state.aclose()
+from tusserver.state import SQLiteStateStore, UploadStateStore
 
 
 def info(upload_id: str = "u1", **changes: object) -> UploadInfo:

@@ -4,7 +4,6 @@ run against every implementation, plus the SQLite migration of databases written
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,20 +11,9 @@ import pytest
 
 from storage_backends.base import StorageRef
 from tusserver.protocol.model import UploadInfo
-from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+from tusserver.state import SQLiteStateStore, UploadStateStore
 
-STORES = ["memory", "sqlite", "sqlite-fsync"]
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UploadStateStore]:
-    name: str = request.param
-    state: UploadStateStore = MemoryStateStore()
-    if name.startswith("sqlite"):
-        state = SQLiteStateStore(tmp_path / "state.sqlite3", fsync=name == "sqlite-fsync")
-    yield state
-    await state.aclose()
 
 
 def info(upload_id: str, expires_in: float | None) -> UploadInfo:

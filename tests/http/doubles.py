@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import ClassVar
 
 from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
@@ -36,3 +37,38 @@ class UnreadBody:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.read = True
         yield self.data
+
+
+class NoDeleteStorage:
+    """MemoryStorage with only the base contract: no `delete`, no `concatenate` (a runtime Protocol
+    checks only that the attribute exists, so a subclass would not do)."""
+
+    scheme: ClassVar[str] = "memory"
+
+    def __init__(self) -> None:
+        self.inner = MemoryStorage()
+
+    async def create(self, key: str, *, length: int | None) -> StorageRef:
+        return await self.inner.create(key, length=length)
+
+    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        return await self.inner.append(ref, offset, chunks)
+
+    async def stored_length(self, ref: StorageRef) -> int:
+        return await self.inner.stored_length(ref)
+
+    def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.inner.read(ref, start, end)
+
+    async def complete(self, ref: StorageRef) -> None:
+        await self.inner.complete(ref)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class NoConcatStorage(NoDeleteStorage):
+    """MemoryStorage that can delete but not concatenate."""
+
+    async def delete(self, ref: StorageRef) -> None:
+        await self.inner.delete(ref)

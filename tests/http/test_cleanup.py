@@ -16,7 +16,7 @@ from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
 from tests.http.asgi import open_client, upload_id
 from tests.http.clock import LIFETIME, FakeClock, clocked_app
-from tests.http.test_termination import NoDeleteStorage
+from tests.http.doubles import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore
 from tusserver.cleanup import remove_expired

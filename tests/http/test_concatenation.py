@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
 from tests.http.asgi import open_client, upload_id
 from tests.http.conftest import AppFactory
+from tests.http.doubles import NoConcatStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore, Settings, create_app
 from tusserver.protocol.concat import final_upload_id
 
 PARTIAL = {"Upload-Concat": "partial"}
-
-
-class NoConcatStorage:
-    """MemoryStorage without `concatenate` (a runtime Protocol only checks that the attribute exists)."""
-
-    scheme: ClassVar[str] = "memory"
-
-    def __init__(self) -> None:
-        self.inner = MemoryStorage()
-
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
-        return await self.inner.create(key, length=length)
-
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        return await self.inner.append(ref, offset, chunks)
-
-    async def stored_length(self, ref: StorageRef) -> int:
-        return await self.inner.stored_length(ref)
-
-    def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        return self.inner.read(ref, start, end)
-
-    async def complete(self, ref: StorageRef) -> None:
-        await self.inner.complete(ref)
-
-    async def delete(self, ref: StorageRef) -> None:
-        await self.inner.delete(ref)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def patch(client: httpx.AsyncClient, location: str, data: bytes, offset: int = 0, **headers: str) -> None:

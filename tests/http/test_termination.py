@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
 
-from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
+from tests.http.doubles import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore, Settings, create_app
-
-
-class NoDeleteStorage:
-    """MemoryStorage without `delete`: a backend that cannot terminate uploads."""
-
-    scheme: ClassVar[str] = "memory"
-
-    def __init__(self) -> None:
-        self.inner = MemoryStorage()
-
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
-        return await self.inner.create(key, length=length)
-
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        return await self.inner.append(ref, offset, chunks)
-
-    async def stored_length(self, ref: StorageRef) -> int:
-        return await self.inner.stored_length(ref)
-
-    def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        return self.inner.read(ref, start, end)
-
-    async def complete(self, ref: StorageRef) -> None:
-        await self.inner.complete(ref)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.fixture

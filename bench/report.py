@@ -11,6 +11,8 @@ SUBJECT = "tusserver"
 # (metric, higher is better) for the ratio lines
 RATIO_METRICS = (("rate", True), ("server_cpu", False), ("p99_ms", False), ("rss_peak_mb", False))
 SUMMARY_METRICS = ("rate", "p50_ms", "p99_ms", "server_cpu", "rss_peak_mb", "client_cpu_s", "foreign_cpu_s")
+# A workload compared with another one, server by server: W5 (parallel partials + final) against W1 (one stream).
+CROSS = {"W5": "W1"}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -41,6 +43,12 @@ def summarize(runs: list[dict[str, Any]], workloads: list[str], servers: list[st
             if slot:
                 per_server[server] = _summarize_slot(slot)
         summary[workload] = {"servers": per_server, "ratios": _ratios(per_server)}
+    for workload, base in CROSS.items():
+        if workload in summary and base in summary:
+            summary[workload]["versus"] = {
+                "workload": base,
+                "ratios": _cross_ratios(summary[workload]["servers"], summary[base]["servers"]),
+            }
     return summary
 
 
@@ -58,20 +66,34 @@ def _summarize_slot(slot: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _metric_ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
+    pairs = {}
+    for metric, _ in RATIO_METRICS:
+        mine, other = ours.get(metric), theirs.get(metric)
+        if mine and other and other["median"]:
+            pairs[metric] = mine["median"] / other["median"]
+    return pairs
+
+
 def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Medians of each tusserver variant over each other server, keyed "subject/other"."""
     ratios: dict[str, dict[str, float]] = {}
     subjects = [name for name in per_server if name.startswith(SUBJECT)]
     for subject in subjects:
         for other, stats in per_server.items():
-            if other in subjects:
-                continue
-            pairs = {}
-            for metric, _ in RATIO_METRICS:
-                ours, theirs = per_server[subject].get(metric), stats.get(metric)
-                if ours and theirs and theirs["median"]:
-                    pairs[metric] = ours["median"] / theirs["median"]
-            ratios[f"{subject}/{other}"] = pairs
+            if other not in subjects:
+                ratios[f"{subject}/{other}"] = _metric_ratios(per_server[subject], stats)
+    return ratios
+
+
+def _cross_ratios(own: dict[str, Any], base: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each server's medians in one workload over the same server's in the base workload, and over every
+    server's in the base workload that is not a tusserver variant (the peer, the ceilings); keyed "server/other"."""
+    ratios: dict[str, dict[str, float]] = {}
+    for server, stats in own.items():
+        for other in [server, *(name for name in base if not name.startswith(SUBJECT))]:
+            if other in base:
+                ratios[f"{server}/{other}"] = _metric_ratios(stats, base[other])
     return ratios
 
 
@@ -127,15 +149,19 @@ def _render(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def _ratio_lines(ratios: dict[str, dict[str, float]], labels: dict[str, str], unit: str) -> list[str]:
+def _ratio_lines(
+    ratios: dict[str, dict[str, float]], labels: dict[str, str], unit: str, workloads: tuple[str, str] | None = None
+) -> list[str]:
+    """One line per pair; `workloads` (ours, theirs) names the workloads when they differ (W5 / W1)."""
     names = {"rate": unit, "server_cpu": "server CPU", "p99_ms": "p99", "rss_peak_mb": "peak RSS"}
+    ours, theirs = (f" {workloads[0]}", f" {workloads[1]}") if workloads else ("", "")
     lines = []
     for pair, values in ratios.items():
         if not values:
             continue
         subject, other = pair.split("/", 1)
         text = ", ".join(f"{names[metric]} {value:.2f}x" for metric, value in values.items())
-        lines.append(f"  {labels.get(subject, subject)} / {labels.get(other, other)}: {text}")
+        lines.append(f"  {labels.get(subject, subject)}{ours} / {labels.get(other, other)}{theirs}: {text}")
     return lines
 
 
@@ -156,6 +182,15 @@ def table(
         out += _render(rows)
         out += [f"  {labels.get(name, name)}: {reason}" for name, reason in absent.get(workload, {}).items()]
         out += _ratio_lines(block["ratios"], labels, units[workload])
+        if workload in CROSS:
+            out += _cross_lines(workload, block, labels, units[workload])
         out.append("")
     out.append("Ratios are tusserver / other on medians: above 1 is better for throughput, below 1 for CPU, p99, RSS.")
     return "\n".join(out)
+
+
+def _cross_lines(workload: str, block: dict[str, Any], labels: dict[str, str], unit: str) -> list[str]:
+    base = CROSS[workload]
+    if "versus" not in block:
+        return [f"  ({workload} / {base} ratios need {base} in --workloads)"] if block["servers"] else []
+    return _ratio_lines(block["versus"]["ratios"], labels, unit, (workload, base))

@@ -27,10 +27,11 @@ import report
 import xxhash
 from measure import Meter, wait_for_quiet
 from servers import BENCH, NODE_DIR, REPO, Server, ServerError, all_servers, start
-from workloads import WORKLOADS, Inputs, Outcome, Verification, Workload, WorkloadError, warm_up
+from workloads import WORKLOADS, Inputs, Outcome, Verification, Workload, WorkloadError, split_sizes, warm_up
 
 GIB = 1 << 30
 GEN_BLOCK = 8 << 20
+BIG = {"W1", "W2", "W5"}  # the workloads that send the source file
 FULL = {
     "rounds": 3,
     "size": "1G",
@@ -67,20 +68,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add = parser.add_argument
     add("--quick", action="store_true", help="smoke test: 1 round, 128M, 100 small uploads, 2000 HEADs, no retries")
     add("--rounds", type=int, help="rounds; every server runs every workload once per round (full: 3)")
-    add("--size", help="W1/W2 upload size, e.g. 1G (full: 1G, quick: 128M)")
+    add("--size", help="W1/W2/W5 upload size, e.g. 1G (full: 1G, quick: 128M)")
     add("--chunk", default="8M", help="W2 PATCH size (default 8M)")
     add("--small-count", type=int, help="W3 uploads per run (full: 500, quick: 100)")
     add("--small-size", default="64K", help="W3 upload size (default 64K)")
     add("--concurrency", type=int, default=32, help="W3/W4 concurrent requests (default 32)")
     add("--head-count", type=int, help="W4 HEAD requests per run (full: 10000, quick: 2000)")
     add("--head-uploads", type=int, default=100, help="W4 existing uploads the HEADs go to (default 100)")
+    add("--parts", type=int, default=4, help="W5 partial uploads sent at once (default 4)")
     add(
         "--servers",
         type=_csv,
         default=["tusserver", "tusserver-granian", "tus-node", "sink", "nginx"],
         help="comma-separated",
     )
-    add("--workloads", type=_csv, default=list(WORKLOADS), help="comma-separated, from W1,W2,W3,W4")
+    add("--workloads", type=_csv, default=list(WORKLOADS), help="comma-separated, from " + ",".join(WORKLOADS))
     add("--json", type=Path, default=BENCH / "results" / "latest.json", help="where the JSON report goes")
     add("--retries", type=int, help="extra runs when a run is contaminated by other processes (full: 1)")
     add("--quiet-wait", type=float, help="seconds to wait for the machine to go quiet before a run (full: 5)")
@@ -97,6 +99,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = [name for name in args.workloads if name not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workloads {unknown}")
+    if args.parts < 1:
+        parser.error("--parts must be at least 1")
     return args
 
 
@@ -145,12 +149,12 @@ def machine_info(work: Path) -> dict[str, Any]:
 
 
 def build_inputs(args: argparse.Namespace, work: Path) -> Inputs:
-    """Random source file (and its W2 pieces) on disk, and the small payloads in memory."""
+    """Random source file (and its W2 pieces and W5 parts) on disk, and the small payloads in memory."""
     size, chunk = parse_size(args.size), parse_size(args.chunk)
     source, pieces_dir = work / "source.bin", work / "pieces"
     pieces: list[Path] = []
     digest = xxhash.xxh3_128()
-    if {"W1", "W2"} & set(args.workloads):
+    if BIG & set(args.workloads):
         pieces_dir.mkdir()
         with source.open("wb") as whole:
             for index, offset in enumerate(range(0, size, chunk)):
@@ -172,6 +176,7 @@ def build_inputs(args: argparse.Namespace, work: Path) -> Inputs:
         head_count=args.head_count,
         head_uploads=args.head_uploads,
         timeout=args.timeout,
+        parts=_split(source, size, args.parts, work / "parts") if "W5" in args.workloads else [],
     )
 
 
@@ -184,8 +189,29 @@ def _generate(whole: BinaryIO, piece: Path | None, length: int, digest: xxhash.x
             digest.update(block)
 
 
+def _split(source: Path, size: int, parts: int, directory: Path) -> list[Path]:
+    """The source cut into `parts` files, where tus-js-client's parallelUploads would cut it."""
+    directory.mkdir()
+    paths: list[Path] = []
+    with source.open("rb") as whole:
+        for index, length in enumerate(split_sizes(size, parts)):
+            path = directory / f"{index:03d}"
+            with path.open("wb") as part:
+                copied = 0
+                while copied < length:
+                    step = os.copy_file_range(whole.fileno(), part.fileno(), length - copied)
+                    if step == 0:
+                        raise OSError(f"{source} ended after {copied} bytes of part {index}")
+                    copied += step
+            paths.append(path)
+    return paths
+
+
 def _check_disk(args: argparse.Namespace, work: Path) -> None:
-    needed = (3 * parse_size(args.size) + GIB) if {"W1", "W2"} & set(args.workloads) else GIB
+    chosen = set(args.workloads)
+    # The source, W2's pieces, W5's parts, and what one run stores (W5: the partials and the final).
+    copies = 1 + ("W2" in chosen) + ("W5" in chosen) + (2 if "W5" in chosen else 1)
+    needed = (copies * parse_size(args.size) + GIB) if BIG & chosen else GIB
     free = shutil.disk_usage(work).free
     if free < needed:
         sys.exit(f"not enough free space in {work}: {free / GIB:.1f} GiB free, {needed / GIB:.1f} GiB needed")
@@ -258,7 +284,7 @@ def _normalise_cpu(record: dict[str, Any], workload_key: str) -> None:
     record["client_cpu_s"] = usage["client_cpu_s"]
     record["foreign_cpu_s"] = usage["foreign_cpu_s"]
     record["rss_peak_mb"] = usage["rss_peak_mb"]
-    if workload_key in ("W1", "W2"):
+    if WORKLOADS[workload_key].unit == "MB/s":
         record["server_cpu"] = usage["server_cpu_s"] / (record["bytes"] / GIB) if record["bytes"] else None
     else:
         record["server_cpu"] = usage["server_cpu_s"]
@@ -268,7 +294,7 @@ def _progress(record: dict[str, Any], round_index: int, rounds: int) -> str:
     head = f"[round {round_index + 1}/{rounds}] {record['workload']} {record['server']:<10}"
     if record["errors"] or "rate" not in record:
         return f"{head} FAILED: {'; '.join(record['errors'][:2])}"
-    unit = "MB/s" if record["workload"] in ("W1", "W2") else "op/s"
+    unit = "MB/s" if WORKLOADS[record["workload"]].unit == "MB/s" else "op/s"
     latency = f", p50 {record['p50_ms']:.1f} ms, p99 {record['p99_ms']:.1f} ms" if record["p99_ms"] is not None else ""
     usage = record["usage"]
     return (
@@ -289,7 +315,7 @@ def schedule(args: argparse.Namespace, servers: list[Server]) -> Iterator[tuple[
         order = servers[shift:] + servers[:shift]
         for workload in args.workloads:
             for server in order:
-                if workload in server.workloads:
+                if WORKLOADS[workload].skip_reason(server) is None:
                     yield round_index, workload, server
 
 
@@ -340,10 +366,14 @@ def _select(args: argparse.Namespace) -> tuple[list[Server], dict[str, Any], dic
         if reason is None:
             info[name]["version"] = server.version()
             chosen.append(server)
-            continue
-        print(f"{server.label}: {reason}", flush=True)
-        for workload in server.workloads & set(args.workloads):
-            absent.setdefault(workload, {})[name] = reason
+        else:
+            print(f"{server.label}: {reason}", flush=True)
+        for workload in args.workloads:
+            skip = WORKLOADS[workload].skip_reason(server)
+            if skip is None and reason is not None:
+                absent.setdefault(workload, {})[name] = reason  # would take part, but cannot run here
+            elif skip:
+                absent.setdefault(workload, {})[name] = skip
     return chosen, info, absent
 
 
@@ -357,6 +387,7 @@ def _config(args: argparse.Namespace, inputs: Inputs, priority: str) -> dict[str
         "concurrency": inputs.concurrency,
         "head_count": inputs.head_count,
         "head_uploads": inputs.head_uploads,
+        "parts": len(inputs.parts),
         "workloads": args.workloads,
         "servers": args.servers,
         "retries": args.retries,
@@ -365,7 +396,7 @@ def _config(args: argparse.Namespace, inputs: Inputs, priority: str) -> dict[str
         "priority": priority,
         "tusserver_args": args.tusserver_args,
         "quick": args.quick,
-        "client": f"curl for W1/W2; aiohttp {_version('aiohttp')} on uvloop for W3/W4",
+        "client": f"curl for W1/W2, one curl per partial for W5; aiohttp {_version('aiohttp')} on uvloop for W3/W4",
     }
 
 
@@ -432,13 +463,18 @@ def _title(key: str, inputs: Inputs) -> str:
         return f"{_human(inputs.size)} in one PATCH (curl -T; nginx: PUT)"
     if key == "W2":
         return f"{_human(inputs.size)} in {_human(inputs.chunk)} PATCHes on one connection (curl --next)"
+    if key == "W5":
+        return (
+            f"{_human(inputs.size)} as {len(inputs.parts)} partial uploads at once (one curl -T each) + final,"
+            " first POST to final 201"
+        )
     if key == "W3":
         return f"{len(inputs.payloads)} uploads of {_human(inputs.small_size)} (POST + PATCH), c={inputs.concurrency}"
     return f"{inputs.head_count} HEADs on {inputs.head_uploads} uploads, c={inputs.concurrency}"
 
 
 def _cpu_label(key: str, inputs: Inputs) -> str:
-    if key in ("W1", "W2"):
+    if WORKLOADS[key].unit == "MB/s":
         return "CPU-s/GiB"
     return f"CPU-s/{len(inputs.payloads) if key == 'W3' else inputs.head_count}"
 

@@ -1,9 +1,12 @@
-"""The four workloads. Each has an unmeasured prepare(), a measured execute() and a verify() after the server stops.
+"""The five workloads. Each has an unmeasured prepare(), a measured execute() and a verify() after the server stops.
 
 - W1: one upload of `size` bytes in a single PATCH, sent by `curl -T` (PUT for nginx).
 - W2: the same bytes in `chunk`-sized PATCHes, all sent by one curl process over one keep-alive connection.
 - W3: `small_count` uploads of `small_size` bytes (POST + PATCH each) at `concurrency`, aiohttp client.
 - W4: `head_count` HEAD requests at `concurrency` over `head_uploads` half-filled uploads, aiohttp client.
+- W5: the W1 bytes as `parts` partial uploads streamed at once (one `curl -T` each), then the final upload that
+  joins them (the concatenation extension, what tus-js-client's `parallelUploads` does). Only servers with
+  concatenation take part; the report compares W5 with W1 of the same server.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import aiohttp
 import anyio
 import anyio.abc
 import xxhash
-from servers import HOST, RunningServer
+from servers import HOST, RunningServer, Server, TusServer
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PATCH_HEADERS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -50,6 +53,7 @@ class Inputs:
     head_count: int
     head_uploads: int
     timeout: float
+    parts: list[Path] = field(default_factory=list)  # W5: the source split like tus-js-client splits it
 
 
 @dataclass
@@ -140,6 +144,12 @@ class Workload(ABC):
     def __init__(self, inputs: Inputs, server: RunningServer) -> None:
         self.inputs = inputs
         self.server = server
+
+    @classmethod
+    def skip_reason(cls, server: Server) -> str | None:
+        """Why `server` does not take part in this workload: None if it does; "" if it is simply not compared
+        here (the report does not mention it); otherwise the reason the report shows."""
+        return None if cls.key in server.workloads else ""
 
     def prepare(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Unmeasured set-up (creating uploads)."""
@@ -479,4 +489,138 @@ class W4(Workload):
         return {"heads": self.inputs.head_count, "uploads": self.inputs.head_uploads}
 
 
-WORKLOADS: dict[str, type[Workload]] = {cls.key: cls for cls in (W1, W2, W3, W4)}
+# --- W5: parallel partial uploads + final (concatenation) ---------------------------------------------------
+
+
+def split_sizes(size: int, parts: int) -> list[int]:
+    """Part sizes as tus-js-client's `splitSizeIntoParts` makes them: equal, the remainder in the last part."""
+    each = size // parts
+    return [each] * (parts - 1) + [size - each * (parts - 1)]
+
+
+def _tus_request(url: str, method: str, headers: dict[str, str], timeout: float) -> http.client.HTTPResponse:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=timeout)
+    try:
+        return _exchange(connection, method, parts.path, headers)
+    finally:
+        connection.close()
+
+
+def run_parallel_curls(transfers: list[list[str]], timeout: float, expected: set[int]) -> Outcome:
+    """One curl process per transfer, all running at once; the outcome sums them (wall time not set)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise WorkloadError("curl is not on PATH")
+    processes = [
+        subprocess.Popen([curl, *transfer], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for transfer in transfers
+    ]
+    outcome = Outcome(connections=0)
+    deadline = time.monotonic() + timeout + 30
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            outcome.errors.append("curl did not finish in time")
+        fields = stdout.split()
+        if process.returncode != 0:
+            outcome.errors.append(f"curl exited {process.returncode}: {stderr.strip()[:300]}")
+        if len(fields) != 3:
+            outcome.errors.append(f"unexpected curl output {stdout[:100]!r}")
+            continue
+        code, connects, sent = (int(value) for value in fields)
+        outcome.bytes += sent
+        outcome.ops += 1
+        outcome.connections = (outcome.connections or 0) + connects
+        if code not in expected:
+            outcome.errors.append(f"a PATCH answered {code}")
+    return outcome
+
+
+class W5(Workload):
+    """POST `parts` partial uploads, PATCH them all at once (one curl -T each), POST the final.
+
+    Measured from the first POST to the final's 201, so the join (the final POST) is inside the time.
+    Verified like W1: the final's stored file has the source's size and xxh128.
+    """
+
+    key = "W5"
+    title = "parallel partial uploads + final (concatenation), one curl -T per partial"
+    unit = "MB/s"
+
+    def __init__(self, inputs: Inputs, server: RunningServer) -> None:
+        super().__init__(inputs, server)
+        self.final_url = ""
+        self.part_sizes: list[int] = []
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    def skip_reason(cls, server: Server) -> str | None:
+        if isinstance(server, TusServer):  # tusserver on every ASGI server it offers
+            return None
+        if server.role == "peer":
+            return f"absent: {server.label} has no concatenation here (its file store does not implement it); see W1"
+        return "absent: a ceiling keeps no tus state, so it cannot join uploads; see W1"
+
+    def prepare(self) -> None:
+        options = _tus_request(self.server.url, "OPTIONS", TUS, self.inputs.timeout)
+        extensions = (options.getheader("Tus-Extension") or "").split(",")
+        if "concatenation" not in extensions:
+            raise WorkloadError(f"{self.server.server.name} does not advertise concatenation: {extensions}")
+        self.part_sizes = [part.stat().st_size for part in self.inputs.parts]
+        if sum(self.part_sizes) != self.inputs.size or not self.part_sizes:
+            raise WorkloadError(f"the W5 parts hold {sum(self.part_sizes)} B, not {self.inputs.size}")
+
+    def execute(self) -> Outcome:
+        url, timeout = self.server.url, self.inputs.timeout
+        start = time.perf_counter()
+        partials = [self._create_partial(length) for length in self.part_sizes]
+        created = time.perf_counter()
+        transfers = [
+            _curl_patch(partial, part, 0, timeout) for partial, part in zip(partials, self.inputs.parts, strict=True)
+        ]
+        outcome = run_parallel_curls(transfers, timeout, {204})
+        patched = time.perf_counter()
+        if not outcome.errors:
+            final = _tus_request(url, "POST", {**TUS, "Upload-Concat": "final;" + " ".join(partials)}, timeout)
+            location = final.getheader("Location")
+            if final.status != 201 or not location:
+                outcome.errors.append(f"final POST answered {final.status}")
+            else:
+                self.final_url = urljoin(url, location)
+        outcome.wall_s = time.perf_counter() - start
+        outcome.ops += len(partials) + 1  # the POSTs, besides the PATCHes
+        self.timings = {
+            "partial_posts_ms": (created - start) * 1000,
+            "patches_ms": (patched - created) * 1000,
+            "final_post_ms": (start + outcome.wall_s - patched) * 1000,
+        }
+        return outcome
+
+    def _create_partial(self, length: int) -> str:
+        headers = {**TUS, "Upload-Length": str(length), "Upload-Concat": "partial"}
+        response = _tus_request(self.server.url, "POST", headers, self.inputs.timeout)
+        location = response.getheader("Location")
+        if response.status != 201 or not location:
+            raise WorkloadError(f"partial POST answered {response.status}")
+        return urljoin(self.server.url, location)
+
+    def verify(self, outcome: Outcome) -> Verification:
+        if not self.final_url:
+            return Verification(False, 0, 0, "no final upload was created")
+        path = self.server.stored_path(self.final_url)
+        if not path.exists():
+            return Verification(False, 0, 0, f"{path} does not exist")
+        size, digest = file_digest(path)
+        ok = size == self.inputs.size and digest == self.inputs.source_hash
+        detail = "final: size and xxh128 match" if ok else f"final stored {size} B xxh128 {digest}"
+        return Verification(ok, 1, size, detail)
+
+    def extra(self) -> dict[str, Any]:
+        return {"parts": len(self.inputs.parts), **self.timings}
+
+
+WORKLOADS: dict[str, type[Workload]] = {cls.key: cls for cls in (W1, W2, W3, W4, W5)}

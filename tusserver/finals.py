@@ -14,7 +14,7 @@ from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelet
 from storage_backends.errors import BlobExistsError
 from tusserver.context import TusContext
 from tusserver.protocol.concat import plan_final
-from tusserver.protocol.errors import ExtensionUnsupportedError, UploadNotFoundError
+from tusserver.protocol.errors import ExtensionUnsupportedError, UploadExpiredError, UploadNotFoundError
 from tusserver.protocol.headers import CreateRequest
 from tusserver.protocol.model import UploadInfo
 
@@ -70,7 +70,7 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     """
     if info.concat != "final" or info.is_complete:
         return info
-    partials = await _partials(tus, info.parts)
+    partials = await _live_partials(tus, info)
     plan = plan_final(partials, max_size=None)  # the limit was checked at creation, as far as known then
     if not plan.complete:
         return info.model_copy(update={"length": plan.length})
@@ -84,6 +84,18 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
 
 async def _partials(tus: TusContext, upload_ids: Sequence[str]) -> list[UploadInfo]:
     return [await tus.state.get(upload_id) for upload_id in upload_ids]
+
+
+async def _live_partials(tus: TusContext, info: UploadInfo) -> list[UploadInfo]:
+    # A pending final whose partial was deleted or expired can never complete: it is gone too (410).
+    try:
+        partials = await _partials(tus, info.parts)
+    except UploadNotFoundError:
+        raise UploadExpiredError("a partial upload of this final upload is gone") from None
+    now = tus.clock()
+    if any(partial.is_expired(now) for partial in partials if not partial.is_complete):
+        raise UploadExpiredError("a partial upload of this final upload has expired")
+    return partials
 
 
 def _storage(tus: TusContext) -> SupportsConcatenate:

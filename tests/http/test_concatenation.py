@@ -553,3 +553,13 @@ async def test_final_through_mount_rejects_unmounted_urls(make_app: AppFactory) 
         part = await mounted_partial(client, b"hello")
         await run(client, [Exchange("POST", "/api/uploads/", final_headers(["/files/" + upload_id(part)]), expect=400,
                                     expect_code="ERR_INVALID_CONCAT")])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_pending_final_whose_partial_was_deleted_returns_410(client: httpx.AsyncClient) -> None:
+    """A final waiting on a partial that no longer exists can never complete (item 86): 410, not 404."""
+    done, pending = await partial(client, b"hello"), await partial(client, b"", length=6)
+    location = await final(client, [done, pending])
+    await run(client, [Exchange("DELETE", pending, TUS, expect=204)])
+    await run(client, [Exchange("HEAD", location, TUS, expect=410),
+                       Exchange("GET", location, {}, expect=410, expect_code="ERR_UPLOAD_EXPIRED")])  # fmt: skip

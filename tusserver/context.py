@@ -40,6 +40,9 @@ class TusContext:
     trusted_proxies: TrustedProxies
     clock: Callable[[], datetime] = field(default=utcnow)
     new_upload_id: Callable[[], str] = field(default=_new_upload_id)
+    # partial id -> pending final ids, so a final is joined the moment its last partial finishes.
+    # Only a shortcut: after a restart, the next HEAD or GET of the final joins it.
+    waiting_finals: dict[str, set[str]] = field(default_factory=dict)
 
     def expiry(self, info: UploadInfo, now: datetime) -> datetime | None:
         """When `info` expires if it was created, appended to or completed at `now`."""

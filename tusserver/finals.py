@@ -1,24 +1,27 @@
 """Final uploads of the concatenation extension: creating them and joining their partials.
 
-A final upload is joined as soon as every partial is finished: at its creation, or later, when a
-HEAD or GET finds its last partial done (concatenation-unfinished). Nothing about the join lives
-only in memory, so a final created before a restart completes after it just the same. The join is
+A final upload is joined as soon as every partial is finished: at its creation, when its last partial
+finishes (concatenation-unfinished), or at the latest when a HEAD or GET finds them done. Nothing needed
+for the join lives only in memory, so a final created before a restart completes after it. The join is
 done by the storage (`SupportsConcatenate`), so bytes need not pass through the server.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelete
-from storage_backends.errors import BlobExistsError
+from storage_backends.errors import BlobExistsError, StorageError
 from tusserver.context import TusContext
 from tusserver.protocol.concat import plan_final
-from tusserver.protocol.errors import ExtensionUnsupportedError, UploadExpiredError, UploadNotFoundError
+from tusserver.protocol.errors import ExtensionUnsupportedError, TusError, UploadExpiredError, UploadNotFoundError
 from tusserver.protocol.headers import CreateRequest
 from tusserver.protocol.model import UploadInfo
 
-__all__ = ["create_final", "settle_final"]
+__all__ = ["create_final", "partial_completed", "settle_final"]
+
+logger = logging.getLogger("tusserver")
 
 
 async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -> UploadInfo:
@@ -73,6 +76,9 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     partials = await _live_partials(tus, info)
     plan = plan_final(partials, max_size=None)  # the limit was checked at creation, as far as known then
     if not plan.complete:
+        for partial in partials:
+            if not partial.is_complete:
+                tus.waiting_finals.setdefault(partial.id, set()).add(info.id)
         return info.model_copy(update={"length": plan.length})
     await _storage(tus).concatenate(info.storage, [partial.storage for partial in partials])
     info = info.model_copy(update={"length": plan.length, "offset": plan.length})
@@ -80,6 +86,17 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     await tus.storage.complete(info.storage)
     await tus.state.save(info)  # recorded only once the storage holds the joined bytes
     return info
+
+
+async def partial_completed(tus: TusContext, partial_id: str) -> None:
+    """Join the pending finals that wait on `partial_id`, now that it is finished (best effort:
+    a final that fails here is joined by its next HEAD or GET)."""
+    for final_id in tus.waiting_finals.pop(partial_id, set()):
+        try:
+            async with tus.locker.acquire(final_id, timeout=tus.settings.lock_timeout):
+                await settle_final(tus, await tus.state.get(final_id))
+        except (TusError, StorageError) as exc:
+            logger.warning("final upload %s not joined yet: %s", final_id, exc)
 
 
 async def _partials(tus: TusContext, upload_ids: Sequence[str]) -> list[UploadInfo]:

@@ -563,3 +563,16 @@ async def test_pending_final_whose_partial_was_deleted_returns_410(client: httpx
     await run(client, [Exchange("DELETE", pending, TUS, expect=204)])
     await run(client, [Exchange("HEAD", location, TUS, expect=410),
                        Exchange("GET", location, {}, expect=410, expect_code="ERR_UPLOAD_EXPIRED")])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_pending_final_is_joined_when_its_last_partial_finishes(
+    app: Starlette, client: httpx.AsyncClient, storage: MemoryStorage
+) -> None:
+    """Item 86: the final completes with the PATCH that finishes its last partial, before anyone asks."""
+    done, pending = await partial(client, b"hello"), await partial(client, b"", length=6)
+    location = await final(client, [done, pending])
+    await patch(client, pending, b" world")
+    recorded = await app.state.tus.state.get(upload_id(location))  # the record itself, not a HEAD that settles
+    assert (recorded.offset, recorded.length) == (11, 11)
+    assert storage.blobs[upload_id(location)] == b"hello world"

@@ -74,6 +74,8 @@ def create_app(
     """
     settings = settings or Settings()
     storage = storage or LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)
+    if settings.redis_url is not None and (state is None or locker is None):
+        state, locker = _redis_parts(settings, state, locker)
     tus = TusContext(
         settings=settings,
         storage=storage,
@@ -106,6 +108,27 @@ def create_app(
     )
     app.state.tus = tus
     return app
+
+
+def _redis_parts(
+    settings: Settings, state: UploadStateStore | None, locker: Locker | None
+) -> tuple[UploadStateStore, Locker]:
+    """The Redis state store and locker, sharing one client; imported only when configured."""
+    try:
+        # Imported here: redis is an optional dependency (`tusserver[redis]`).
+        from redis.asyncio import Redis  # noqa: PLC0415
+
+        from tusserver.redis_locking import RedisLocker  # noqa: PLC0415
+        from tusserver.state.redis import RedisStateStore  # noqa: PLC0415
+    except ImportError:
+        raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None
+    assert settings.redis_url is not None
+    client = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+    prefix = settings.redis_prefix
+    return (
+        state or RedisStateStore(client, prefix=prefix),
+        locker or RedisLocker(client, prefix=prefix, ttl=settings.lock_ttl),
+    )
 
 
 def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:

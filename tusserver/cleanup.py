@@ -33,7 +33,7 @@ async def remove_expired(tus: TusContext, now: datetime) -> list[str]:
 
 
 async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> bool:
-    if tus.locker.held(upload_id):
+    if await tus.locker.held(upload_id):
         return False
     try:
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):

@@ -101,6 +101,9 @@ OPTIONS = (
         "retention", "finished uploads are removed this long after completion, e.g. 30d; off keeps them", parse_duration
     ),
     Option("cleanup_interval", "how often the server removes expired uploads itself, e.g. 1h; off", parse_duration),
+    Option("redis_url", "keep state and locks in Redis for several instances, e.g. redis://host:6379/0"),
+    Option("redis_prefix", "prefix of every Redis key"),
+    Option("lock_ttl", "seconds a crashed instance's Redis locks live on", float),
 )
 
 

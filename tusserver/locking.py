@@ -35,7 +35,7 @@ class Lease(Protocol):
 class Locker(Protocol):
     """Hands out per-upload leases."""
 
-    def held(self, upload_id: str) -> bool:
+    async def held(self, upload_id: str) -> bool:
         """True while some request holds the lock on `upload_id`."""
         ...
 
@@ -84,7 +84,7 @@ class MemoryLocker:
     def __init__(self) -> None:
         self._held: dict[str, MemoryLease] = {}
 
-    def held(self, upload_id: str) -> bool:
+    async def held(self, upload_id: str) -> bool:
         """True while a request in this process holds the lock on `upload_id`."""
         return upload_id in self._held
 

@@ -36,6 +36,10 @@ class Settings(BaseModel, frozen=True):
         retention: seconds a finished upload is kept after completion; None keeps it until deleted.
         cleanup_interval: seconds between the server's own sweeps of expired uploads; None for no sweep
             (run `tusserver cleanup` from cron instead).
+        redis_url: keep upload state and locks in Redis (redis://, rediss:// or unix://), shared by
+            every instance; None keeps them in this process (SQLite state, in-process locks).
+        redis_prefix: the prefix of every Redis key.
+        lock_ttl: seconds a Redis lock outlives its holder's last renewal (a crashed instance's locks).
     """
 
     host: str = "127.0.0.1"
@@ -55,6 +59,9 @@ class Settings(BaseModel, frozen=True):
     expiration: float | None = Field(default=7 * 86400, gt=0)
     retention: float | None = Field(default=None, gt=0)
     cleanup_interval: float | None = Field(default=None, gt=0)
+    redis_url: str | None = None
+    redis_prefix: str = "tus:"
+    lock_ttl: float = Field(default=10.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

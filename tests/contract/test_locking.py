@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from redis.asyncio import Redis
 
 from tusserver.locking import Locker, MemoryLocker
 from tusserver.protocol.errors import UploadLockedError
+from tusserver.redis_locking import RedisLocker
 
-LOCKERS = [MemoryLocker]
 
-
-@pytest.fixture(params=LOCKERS)
+@pytest.fixture(params=["memory", "redis"])
 def locker(request: pytest.FixtureRequest) -> Locker:
-    locker: Locker = request.param()
-    return locker
+    if request.param == "memory":
+        return MemoryLocker()
+    client: Redis = request.getfixturevalue("redis_client")
+    return RedisLocker(client, prefix="test:", ttl=2.0, poll=0.01)
 
 
 @pytest.mark.anyio

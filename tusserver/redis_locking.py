@@ -1,0 +1,114 @@
+"""Per-upload locks in Redis, so that N instances serve one upload without sticky sessions.
+
+- The lock is `<prefix>lock:<id>` holding a random owner token, set with NX and a TTL that the holder
+  renews every TTL/3; a crashed instance's lock expires by itself after the TTL.
+- Release is a compare-and-delete (Lua), so an instance never deletes a lock it no longer owns.
+- A waiter publishes on `<prefix>release:<id>` while it waits: the holder (on any instance) is
+  subscribed, stops reading its body, stores what it got and lets go (tusd's lock-release request,
+  made distributed). Past the wait timeout the waiter gets 423 Locked.
+- A holder that cannot renew (Redis gone, lock lost) is told to release at once, so it stops
+  writing long before its TTL runs out and another instance could take over.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from tusserver.locking import MemoryLease
+from tusserver.protocol.errors import UploadLockedError
+from tusserver.state.redis import redis_available
+
+__all__ = ["RedisLocker"]
+
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class RedisLocker:
+    """Distributed locks in Redis (see `Locker`).
+
+    Args:
+        client: a redis.asyncio client (decode_responses=True), shared with the state store.
+        prefix: the prefix of every key and channel.
+        ttl: seconds a lock outlives its holder's last renewal (a crashed instance's lock frees itself).
+        poll: seconds between a waiter's attempts (each also repeats the release request).
+    """
+
+    def __init__(self, client: Redis, *, prefix: str = "tus:", ttl: float = 10.0, poll: float = 0.05) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_ms = int(ttl * 1000)
+        self._poll = poll
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def _key(self, upload_id: str) -> str:
+        return f"{self._prefix}lock:{upload_id}"
+
+    def _channel(self, upload_id: str) -> str:
+        return f"{self._prefix}release:{upload_id}"
+
+    async def held(self, upload_id: str) -> bool:
+        """True while some instance holds the lock on `upload_id`."""
+        with redis_available():
+            return bool(await self._redis.exists(self._key(upload_id)))
+
+    @asynccontextmanager
+    async def acquire(self, upload_id: str, *, timeout: float) -> AsyncIterator[MemoryLease]:
+        """Hold the lock on `upload_id` (see `Locker.acquire`)."""
+        token = secrets.token_hex(16)
+        await self._take(upload_id, token, timeout)
+        lease, failure = MemoryLease(), None
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._keep, upload_id, token, lease)
+                tasks.start_soon(self._listen, upload_id, lease)
+                try:
+                    yield lease
+                except BaseException as exc:  # re-raised below as itself, not inside an ExceptionGroup
+                    failure = exc
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), redis_available():
+                await self._release(keys=[self._key(upload_id)], args=[token])
+        if failure is not None:
+            raise failure
+
+    async def _take(self, upload_id: str, token: str, timeout: float) -> None:
+        with anyio.move_on_after(timeout), redis_available():
+            while not await self._redis.set(self._key(upload_id), token, nx=True, px=self._ttl_ms):
+                await self._redis.publish(self._channel(upload_id), token)  # ask the holder to let go
+                await anyio.sleep(self._poll)
+            return
+        raise UploadLockedError()
+
+    async def _keep(self, upload_id: str, token: str, lease: MemoryLease) -> None:
+        # Renew every TTL/3; when that fails the lock may be lost, so the holder must stop now.
+        try:
+            while True:
+                await anyio.sleep(self._ttl_ms / 3000)
+                if not await self._renew(keys=[self._key(upload_id)], args=[token, self._ttl_ms]):
+                    break
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            pass
+        lease.request_release()
+
+    async def _listen(self, upload_id: str, lease: MemoryLease) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel(upload_id))
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    lease.request_release()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            lease.request_release()  # blind to release requests: better to let go
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

@@ -138,9 +138,10 @@ class Endpoints:
         """tus §HEAD: the upload's offset, length and metadata."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         info = await self.tus.state.get(upload_id)
-        if not info.is_complete:
-            # The lock makes a stalled PATCH store its bytes and let go, so the offset is current.
-            # A finished upload never changes, so any number of readers go without the lock.
+        # A finished upload never changes, and a free one has no writer: both are read without the
+        # lock (one state round trip, plus one to ask the locker). A busy one is taken, which makes a
+        # stalled PATCH store its bytes and let go, so the offset is current (PROTOCOL.md item 28).
+        if not info.is_complete and (info.concat == "final" or await self.tus.locker.held(upload_id)):
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
                 info = await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         rules.check_not_expired(info, self.tus.clock())

@@ -199,7 +199,7 @@ class Endpoints:
             info = info.model_copy(update={"expires_at": self.tus.expiry(info, self.tus.clock())})
         with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
             await self._complete_if_done(info, was_complete=append.was_complete)
-            await self.tus.state.save(info)
+            await self.tus.state.save(info, lease=lease)
         if info.concat == "partial" and info.is_complete and not append.was_complete:
             await finals.partial_completed(self.tus, info.id)
         error = rules.body_end_error(end)

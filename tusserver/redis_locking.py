@@ -21,13 +21,22 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from tusserver.locking import MemoryLease
-from tusserver.protocol.errors import UploadLockedError
+from tusserver.protocol.errors import ServiceUnavailableError, UploadLockedError
 from tusserver.state.redis import redis_available
 
-__all__ = ["RedisLocker"]
+__all__ = ["RedisLease", "RedisLocker"]
 
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class RedisLease(MemoryLease):
+    """A lease on a Redis lock; `fence` (lock key, owner token) lets the state store save only while
+    the lock is still this lease's."""
+
+    def __init__(self, key: str, token: str) -> None:
+        super().__init__()
+        self.fence = (key, token)
 
 
 class RedisLocker:
@@ -60,11 +69,11 @@ class RedisLocker:
             return bool(await self._redis.exists(self._key(upload_id)))
 
     @asynccontextmanager
-    async def acquire(self, upload_id: str, *, timeout: float) -> AsyncIterator[MemoryLease]:
+    async def acquire(self, upload_id: str, *, timeout: float) -> AsyncIterator[RedisLease]:
         """Hold the lock on `upload_id` (see `Locker.acquire`)."""
         token = secrets.token_hex(16)
         await self._take(upload_id, token, timeout)
-        lease, failure = MemoryLease(), None
+        lease, failure = RedisLease(self._key(upload_id), token), None
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._keep, upload_id, token, lease)
@@ -82,19 +91,25 @@ class RedisLocker:
             raise failure
 
     async def _take(self, upload_id: str, token: str, timeout: float) -> None:
+        busy = False  # did Redis ever answer "taken"? If not, the time went waiting for Redis itself.
         with anyio.move_on_after(timeout), redis_available():
             while not await self._redis.set(self._key(upload_id), token, nx=True, px=self._ttl_ms):
+                busy = True
                 await self._redis.publish(self._channel(upload_id), token)  # ask the holder to let go
                 await anyio.sleep(self._poll)
             return
-        raise UploadLockedError()
+        raise UploadLockedError() if busy else ServiceUnavailableError("the lock store did not answer in time")
 
     async def _keep(self, upload_id: str, token: str, lease: MemoryLease) -> None:
         # Renew every TTL/3; when that fails the lock may be lost, so the holder must stop now.
+        interval = self._ttl_ms / 3000
         try:
             while True:
-                await anyio.sleep(self._ttl_ms / 3000)
-                if not await self._renew(keys=[self._key(upload_id)], args=[token, self._ttl_ms]):
+                await anyio.sleep(interval)
+                renewed = 0
+                with anyio.move_on_after(interval):  # an unanswered renewal counts as failed
+                    renewed = await self._renew(keys=[self._key(upload_id)], args=[token, self._ttl_ms])
+                if not renewed:
                     break
         except (redis_errors.ConnectionError, redis_errors.TimeoutError):
             pass

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
+from tusserver.locking import Lease
 from tusserver.protocol.model import UploadInfo
 
 __all__ = ["UploadStateStore"]
@@ -30,11 +31,17 @@ class UploadStateStore(Protocol):
         """
         ...
 
-    async def save(self, info: UploadInfo) -> None:
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
         """Replace an existing record atomically; the caller holds the lock for `info.id`.
+
+        Args:
+            info: the new record.
+            lease: the caller's lease; a store whose locks can be lost (Redis) saves only while the
+                lease still holds the lock (a fencing check), so a former holder cannot record.
 
         Raises:
             UploadNotFoundError: the record was deleted meanwhile (a save never resurrects it).
+            UploadLockedError: the lease no longer holds the lock.
         """
         ...
 

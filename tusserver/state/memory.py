@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from tusserver.locking import Lease
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
@@ -30,7 +31,7 @@ class MemoryStateStore:
         except KeyError:
             raise UploadNotFoundError() from None
 
-    async def save(self, info: UploadInfo) -> None:
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
         """Replace a record; raises UploadNotFoundError if it was deleted."""
         if info.id not in self._records:
             raise UploadNotFoundError()

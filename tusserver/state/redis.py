@@ -19,10 +19,12 @@ from datetime import datetime
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from tusserver.locking import Lease
 from tusserver.protocol.errors import (
     OffsetMismatchError,
     ServiceUnavailableError,
     UploadExistsError,
+    UploadLockedError,
     UploadNotFoundError,
 )
 from tusserver.protocol.model import UploadInfo
@@ -35,9 +37,11 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end
 return 1
 """
-# KEYS: record, expiry index. ARGV: json, expiry score or "", id, new offset.
-# Returns {1} when saved, {-1} when the record is gone, {0, stored offset} when it would go backwards.
+# KEYS: record, expiry index[, lock]. ARGV: json, expiry score or "", id, new offset[, lock token].
+# Returns {1} when saved, {-1} when the record is gone, {0, stored offset} when it would go backwards,
+# {-2} when the lock is no longer the caller's (fencing: a former holder must not record).
 _SAVE = """
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[5] then return {-2} end
 local current = redis.call('GET', KEYS[1])
 if not current then return {-1} end
 local stored = cjson.decode(current)['offset']
@@ -94,15 +98,23 @@ class RedisStateStore:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(raw)
 
-    async def save(self, info: UploadInfo) -> None:
-        """Replace a record atomically, never moving its offset backwards.
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
+        """Replace a record atomically, never moving its offset backwards, and only while `lease`
+        (a `RedisLease`) still holds the upload's lock.
 
         Raises:
             UploadNotFoundError: the record was deleted meanwhile.
             OffsetMismatchError: the stored offset is ahead of this one (a writer raced this one).
+            UploadLockedError: the lock passed to another holder.
         """
+        keys, args = [self._key(info.id), self._expires], [*_args(info), str(info.offset)]
+        fence = getattr(lease, "fence", None)
+        if fence is not None:
+            keys, args = [*keys, fence[0]], [*args, fence[1]]
         with redis_available():
-            result = await self._save(keys=[self._key(info.id), self._expires], args=[*_args(info), info.offset])
+            result = await self._save(keys=keys, args=args)
+        if result[0] == -2:
+            raise UploadLockedError("this request lost the upload's lock; nothing was recorded")
         if result[0] == -1:
             raise UploadNotFoundError()
         if result[0] == 0:

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from tusserver.locking import Lease
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
@@ -94,7 +95,7 @@ class SQLiteStateStore:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(row[0])
 
-    async def save(self, info: UploadInfo) -> None:
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
         """Replace a record in one transaction; raises UploadNotFoundError if it was deleted."""
         row = (info.model_dump_json(), _expires(info), info.id)
         update = functools.partial(self._db.execute, "UPDATE uploads SET info = ?, expires_at = ? WHERE id = ?", row)

@@ -33,6 +33,7 @@ from tusserver.protocol.errors import (
 )
 from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
+from tusserver.state.base import SupportsPeek
 from tusserver.urls import forwarded_origin
 
 __all__ = ["Append", "Endpoints", "from_storage"]
@@ -137,15 +138,22 @@ class Endpoints:
     async def head(self, request: Request) -> TusResponse:
         """tus §HEAD: the upload's offset, length and metadata."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        info = await self.tus.state.get(upload_id)
+        info, busy = await self._peek(upload_id)
         # A finished upload never changes, and a free one has no writer: both are read without the
-        # lock (one state round trip, plus one to ask the locker). A busy one is taken, which makes a
-        # stalled PATCH store its bytes and let go, so the offset is current (PROTOCOL.md item 28).
-        if not info.is_complete and (info.concat == "final" or await self.tus.locker.held(upload_id)):
+        # lock. A busy one is taken, which makes a stalled PATCH store its bytes and let go, so the
+        # offset is current (PROTOCOL.md item 28); a pending final may be joined now.
+        if not info.is_complete and (busy or info.concat == "final"):
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
                 info = await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         rules.check_not_expired(info, self.tus.clock())
         return responses.head_response(info)
+
+    async def _peek(self, upload_id: str) -> tuple[UploadInfo, bool]:
+        """The record and whether a request holds its lock: one round trip with Redis."""
+        if isinstance(self.tus.state, SupportsPeek):
+            return await self.tus.state.peek(upload_id)
+        info = await self.tus.state.get(upload_id)
+        return info, not info.is_complete and await self.tus.locker.held(upload_id)
 
     async def patch(self, request: Request) -> TusResponse:
         """tus §PATCH: append the body at Upload-Offset."""

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from tusserver.locking import MemoryLease
 from tusserver.protocol.errors import ServiceUnavailableError, UploadLockedError
-from tusserver.state.redis import redis_available
+from tusserver.state.redis import lock_key, redis_available
 
 __all__ = ["RedisLease", "RedisLocker"]
 
@@ -58,7 +58,7 @@ class RedisLocker:
         self._release = client.register_script(_RELEASE)
 
     def _key(self, upload_id: str) -> str:
-        return f"{self._prefix}lock:{upload_id}"
+        return lock_key(self._prefix, upload_id)
 
     def _channel(self, upload_id: str) -> str:
         return f"{self._prefix}release:{upload_id}"

@@ -20,6 +20,7 @@ import anyio
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from starlette.applications import Starlette
 
 from storage_backends.base import StorageRef
@@ -395,17 +396,25 @@ async def test_unix_socket_url_serves_uploads(make_redis_app: AppFactory, unix_r
 async def counted(
     redis_server: RedisServer, storage: MemoryStorage, tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Sent]]:
-    """A client of an app whose one Redis client records every command it sends."""
+    """A client of an app whose one Redis client records every round trip: a command, or a pipeline of them
+    (recorded as ("PIPELINE", "<command> <key>; <command> <key>"))."""
     redis = Redis.from_url(redis_server.url, decode_responses=True)
     sent: Sent = []
     original: Callable[..., Awaitable[Any]] = redis.execute_command
+    original_pipeline: Callable[..., Awaitable[Any]] = Pipeline.execute
 
     async def recording(*args: Any, **options: Any) -> Any:
         key = args[3] if args[0] == "EVALSHA" else args[1] if len(args) > 1 else ""
         sent.append((str(args[0]), str(key)))
         return await original(*args, **options)
 
+    async def recording_pipeline(pipe: Pipeline, *args: Any, **options: Any) -> Any:
+        commands = "; ".join(" ".join(str(part) for part in command[0][:2]) for command in pipe.command_stack)
+        sent.append(("PIPELINE", commands))
+        return await original_pipeline(pipe, *args, **options)
+
     monkeypatch.setattr(redis, "execute_command", recording)
+    monkeypatch.setattr(Pipeline, "execute", recording_pipeline)
     state, locker = RedisStateStore(redis, prefix=prefix), RedisLocker(redis, prefix=prefix)
     app = create_app(Settings(data_dir=tmp_path / "data"), storage=storage, state=state, locker=locker)
     async with open_client(app) as client:
@@ -413,25 +422,15 @@ async def counted(
     await redis.aclose()
 
 
-async def test_head_of_finished_upload_costs_one_round_trip(
-    counted: tuple[httpx.AsyncClient, Sent], prefix: str
-) -> None:
+@pytest.mark.parametrize("length", [0, 10], ids=["finished", "unfinished-free"])
+async def test_head_costs_one_round_trip(counted: tuple[httpx.AsyncClient, Sent], prefix: str, length: int) -> None:
+    """Issue 6: a HEAD reads the record and checks the lock in one pipelined round trip, no storage call."""
     client, sent = counted
-    location = await create(client, 0)
-    sent.clear()
-    await run(client, [head_step(location, 0)])
-    assert sent == [("GET", f"{prefix}upload:{upload_id(location)}")]
-
-
-async def test_head_of_free_unfinished_upload_costs_two_round_trips(
-    counted: tuple[httpx.AsyncClient, Sent], prefix: str
-) -> None:
-    client, sent = counted
-    location = await create(client, 10)
+    location = await create(client, length)
     sent.clear()
     await run(client, [head_step(location, 0)])
     upload = upload_id(location)
-    assert sent == [("GET", f"{prefix}upload:{upload}"), ("EXISTS", f"{prefix}lock:{upload}")]
+    assert sent == [("PIPELINE", f"GET {prefix}upload:{upload}; EXISTS {prefix}lock:{upload}")]
 
 
 async def test_patch_costs_two_round_trips_besides_the_lock(

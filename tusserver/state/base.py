@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tusserver.locking import Lease
 from tusserver.protocol.model import UploadInfo
 
-__all__ = ["UploadStateStore"]
+__all__ = ["SupportsPeek", "UploadStateStore"]
 
 
 class UploadStateStore(Protocol):
@@ -55,4 +55,17 @@ class UploadStateStore(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class SupportsPeek(Protocol):
+    """Stores that keep the locks too (Redis) and can read a record with its lock in one round trip."""
+
+    async def peek(self, upload_id: str) -> tuple[UploadInfo, bool]:
+        """The record of `upload_id` and whether its lock is held right now.
+
+        Raises:
+            UploadNotFoundError: no record with this id.
+        """
         ...

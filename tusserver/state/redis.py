@@ -29,7 +29,7 @@ from tusserver.protocol.errors import (
 )
 from tusserver.protocol.model import UploadInfo
 
-__all__ = ["RedisStateStore", "redis_available"]
+__all__ = ["RedisStateStore", "lock_key", "redis_available"]
 
 # KEYS: record, expiry index. ARGV: json, expiry score or "", id.
 _CREATE = """
@@ -59,6 +59,11 @@ def redis_available() -> Iterator[None]:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         raise ServiceUnavailableError(f"the state store is unreachable: {type(exc).__name__}") from exc
+
+
+def lock_key(prefix: str, upload_id: str) -> str:
+    """The key of an upload's lock, shared with `RedisLocker`."""
+    return f"{prefix}lock:{upload_id}"
 
 
 def _score(info: UploadInfo) -> str:
@@ -97,6 +102,17 @@ class RedisStateStore:
         if raw is None:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(raw)
+
+    async def peek(self, upload_id: str) -> tuple[UploadInfo, bool]:
+        """The record and whether its lock is held, in one pipelined round trip (for HEAD)."""
+        with redis_available():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(upload_id))
+                pipe.exists(lock_key(self._prefix, upload_id))
+                raw, locked = await pipe.execute()
+        if raw is None:
+            raise UploadNotFoundError()
+        return UploadInfo.model_validate_json(raw), bool(locked)
 
     async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
         """Replace a record atomically, never moving its offset backwards, and only while `lease`

@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from redis import Redis as SyncRedis
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from starlette.applications import Starlette
@@ -385,6 +387,63 @@ def _unix_ping(path: Path) -> bool:
 
 async def test_unix_socket_url_serves_uploads(make_redis_app: AppFactory, unix_redis: Path) -> None:
     async with open_client(make_redis_app(redis_url=f"unix://{unix_redis}?db=0")) as client:
+        location = await create(client, 5)
+        await run(client, [patch_step(location, 0, b"hello"), head_step(location, 5)])
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[str]:
+    """A redis-server speaking only TLS with a self-signed certificate; yields its rediss:// URL."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    port = _free_tcp_port()
+    tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+           "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]  # fmt: skip
+    command = [
+        shutil.which("redis-server") or "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
+    process = subprocess.Popen([*command, *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    try:
+        _wait_for_tls(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_tls(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if SyncRedis.from_url(url, socket_timeout=1).ping():
+                return
+        except redis_errors.ConnectionError:
+            assert process.poll() is None, "redis-server (TLS) exited"
+            assert time.monotonic() < deadline, "redis-server (TLS) did not answer within 10 s"
+            time.sleep(0.05)
+
+
+async def test_rediss_tls_url_serves_uploads(make_redis_app: AppFactory, tls_redis: str) -> None:
+    """Issue 6: rediss:// (TLS) URLs are accepted."""
+    async with open_client(make_redis_app(redis_url=tls_redis)) as client:
         location = await create(client, 5)
         await run(client, [patch_step(location, 0, b"hello"), head_step(location, 5)])
 

@@ -21,7 +21,7 @@ from storage_backends.local import LocalStorage
 from tusserver.cleanup import sweep_forever
 from tusserver.context import TusContext, utcnow
 from tusserver.endpoints import Endpoints, Handler
-from tusserver.locking import Locker, MemoryLocker
+from tusserver.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.middleware import ResponseHeadersMiddleware, TusRequestMiddleware, to_starlette
 from tusserver.protocol import responses
 from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNotFoundError
@@ -95,6 +95,8 @@ def create_app(
         async with anyio.create_task_group() as tasks:
             if settings.cleanup_interval is not None:
                 tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
+            if isinstance(tus.locker, SupportsServe):
+                tasks.start_soon(tus.locker.serve)
             yield
             tasks.cancel_scope.cancel()
         await tus.aclose()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
+from anyio.abc import TaskStatus
 
 from tusserver.protocol.errors import UploadLockedError
 
-__all__ = ["Lease", "Locker", "MemoryLease", "MemoryLocker"]
+__all__ = ["Lease", "Locker", "MemoryLease", "MemoryLocker", "SupportsServe"]
 
 
 class Lease(Protocol):
@@ -47,6 +48,15 @@ class Locker(Protocol):
         Raises:
             UploadLockedError: the lock was not free within `timeout` (423).
         """
+        ...
+
+
+@runtime_checkable
+class SupportsServe(Protocol):
+    """Lockers with work to do for the app's lifetime (the Redis locker's shared subscription)."""
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; with `TaskGroup.start`, report when ready."""
         ...
 
 

@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+from anyio.abc import TaskStatus
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
@@ -25,6 +27,8 @@ from tusserver.protocol.errors import ServiceUnavailableError, UploadLockedError
 from tusserver.state.redis import lock_key, redis_available
 
 __all__ = ["RedisLease", "RedisLocker"]
+
+logger = logging.getLogger("tusserver")
 
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -56,6 +60,9 @@ class RedisLocker:
         self._poll = poll
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        # While `serve` runs, one subscription serves every lease of this process.
+        self._serving = self._started = False
+        self._leases: dict[str, set[RedisLease]] = {}
 
     def _key(self, upload_id: str) -> str:
         return lock_key(self._prefix, upload_id)
@@ -77,13 +84,17 @@ class RedisLocker:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._keep, upload_id, token, lease)
-                tasks.start_soon(self._listen, upload_id, lease)
+                if self._serving:
+                    self._leases.setdefault(upload_id, set()).add(lease)
+                else:
+                    tasks.start_soon(self._listen, upload_id, lease)
                 try:
                     yield lease
                 except BaseException as exc:  # re-raised below as itself, not inside an ExceptionGroup
                     failure = exc
                 finally:
                     tasks.cancel_scope.cancel()
+                    self._forget(upload_id, lease)
         finally:
             with anyio.CancelScope(shield=True), redis_available():
                 await self._release(keys=[self._key(upload_id)], args=[token])
@@ -114,6 +125,53 @@ class RedisLocker:
         except (redis_errors.ConnectionError, redis_errors.TimeoutError):
             pass
         lease.request_release()
+
+    @property
+    def serving(self) -> bool:
+        """True while `serve` holds the shared subscription."""
+        return self._serving
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Deliver release requests to this process's leases through one subscription, until cancelled.
+
+        Run it for the app's lifetime (the app's lifespan does); without it, each lease subscribes on
+        a connection of its own. A lost connection is retried every second; meanwhile new leases
+        subscribe on their own again. With `TaskGroup.start`, returns once subscribed.
+        """
+        while True:
+            try:
+                await self._dispatch(task_status)
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                logger.warning("release-request subscription lost (%s); retrying", exc)
+            await anyio.sleep(1)
+
+    async def _dispatch(self, task_status: TaskStatus[None]) -> None:
+        pubsub = self._redis.pubsub()
+        prefix = self._channel("")
+        try:
+            await pubsub.psubscribe(prefix + "*")
+            self._serving = True
+            if not self._started:  # only the first subscription answers TaskGroup.start
+                self._started = True
+                task_status.started()
+            async for message in pubsub.listen():
+                if message["type"] == "pmessage":
+                    for lease in list(self._leases.get(str(message["channel"]).removeprefix(prefix), ())):
+                        lease.request_release()
+        finally:
+            self._serving = False
+            for leases in self._leases.values():  # blind to release requests from now on: let go
+                for lease in leases:
+                    lease.request_release()
+            with anyio.CancelScope(shield=True):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+    def _forget(self, upload_id: str, lease: RedisLease) -> None:
+        leases = self._leases.get(upload_id)
+        if leases is not None:
+            leases.discard(lease)
+            if not leases:
+                del self._leases[upload_id]
 
     async def _listen(self, upload_id: str, lease: MemoryLease) -> None:
         pubsub = self._redis.pubsub()

@@ -504,3 +504,25 @@ async def test_patch_costs_two_round_trips_besides_the_lock(
     assert [command for command in sent if command[1] != lock] == [("GET", f"{prefix}upload:{upload}"),
                                                                    ("EVALSHA", f"{prefix}upload:{upload}")]  # fmt: skip
     assert [command for command in sent if command[1] == lock] == [("SET", lock), ("EVALSHA", lock)]
+
+
+async def test_served_locker_shares_one_subscription(redis_client: Redis, prefix: str) -> None:
+    """With `serve` running (the app's lifespan starts it), release requests reach a lease through the one
+    pattern subscription of the process: no subscription per lease."""
+    holder, waiter = RedisLocker(redis_client, prefix=prefix), RedisLocker(redis_client, prefix=prefix, poll=0.01)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(holder.serve)
+            assert holder.serving
+            async with holder.acquire("u1", timeout=1) as lease:
+                asked = anyio.Event()
+                lease.on_release_request(asked.set)
+                assert (await redis_client.pubsub_numsub(f"{prefix}release:u1"))[0][1] == 0
+                tasks.start_soon(_acquire_once, waiter)
+                await asked.wait()
+            tasks.cancel_scope.cancel()
+
+
+async def _acquire_once(locker: RedisLocker) -> None:
+    async with locker.acquire("u1", timeout=5):
+        pass

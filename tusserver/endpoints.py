@@ -14,7 +14,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storage_backends.base import SupportsDelete
+from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from tusserver import downloads, finals
 from tusserver.body import BodyReader, digesting
@@ -23,7 +23,7 @@ from tusserver.locking import Lease
 from tusserver.middleware import to_starlette
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
-from tusserver.protocol.concat import final_upload_id, parse_concat
+from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
@@ -115,12 +115,7 @@ class Endpoints:
             final = await finals.create_final(tus, create, upload_id)
             return responses.created_response(self._location(request, upload_id), final)
         upload_id = request.state.upload_id = tus.new_upload_id()
-        ref = await tus.storage.create(upload_id, length=plan.length)
-        now = tus.clock()
-        info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=now)
-        if concat is not None:
-            info = info.model_copy(update={"concat": "partial", "concat_header": concat.header})
-        info = info.model_copy(update={"expires_at": tus.expiry(info, now)})
+        info = self._new_record(upload_id, await tus.storage.create(upload_id, length=plan.length), plan, concat)
         # tus §POST: an upload with Upload-Length: 0 is complete at once.
         await self._complete_if_done(info, was_complete=False)
         await tus.state.create(info)
@@ -134,6 +129,12 @@ class Endpoints:
                 error.extra_headers["Location"] = location  # the upload exists; let the client resume it
                 raise
         return responses.created_response(location, info)
+
+    def _new_record(self, upload_id: str, ref: StorageRef, plan: rules.CreatePlan, concat: Concat | None) -> UploadInfo:
+        now = self.tus.clock()
+        partial = {"concat": "partial", "concat_header": concat.header} if concat is not None else {}
+        info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=now)
+        return info.model_copy(update={**partial, "expires_at": self.tus.expiry(info, now)})
 
     async def head(self, request: Request) -> TusResponse:
         """tus §HEAD: the upload's offset, length and metadata."""

@@ -339,3 +339,24 @@ def wait_for_log(server: ServerProcess, text: str, *, timeout: float = 10.0) -> 
 def stored_size(server: ServerProcess, location: str) -> int:
     path = server.stored_path(location)
     return path.stat().st_size if path.exists() else 0
+
+
+# --- racing writers ----------------------------------------------------------------------------------------------
+
+# PROTOCOL.md item 28: what a PATCH racing another on the same upload may get; never a 5xx.
+RACE_OUTCOMES = {204, 409, 400, 423}
+
+
+def check_race_outcome(response: RawResponse | None) -> None:
+    """A racing PATCH's answer: one of RACE_OUTCOMES, and a 400 only for an interrupted request."""
+    assert response is not None, "the server closed the connection without an answer"
+    assert response.status in RACE_OUTCOMES, response
+    if response.status == 400:
+        assert response.body.startswith(b"ERR_UPLOAD_INTERRUPTED"), response
+
+
+def finish_from_head(location: str, data: bytes) -> None:
+    """The offset HEAD reports must be accepted by the next PATCH, which completes the upload."""
+    offset = head_offset(location)
+    response = patch(location, offset, data[offset:])
+    assert (response.status_code, response.headers.get("Upload-Offset")) == (204, str(len(data))), response.text

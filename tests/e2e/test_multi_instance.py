@@ -119,16 +119,6 @@ def proxy(cluster: Cluster) -> Iterator[RoundRobinProxy]:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own, to kill and restart (the session's one stays up for the other tests)."""
-    (tmp_path / "redis").mkdir()
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def own_redis_cluster(request: pytest.FixtureRequest, tmp_path: Path, own_redis: RedisServer) -> Iterator[Cluster]:
     started = start_cluster(tmp_path, own_redis.url)
     request.node.stash.setdefault(SERVERS, []).extend(started.instances)

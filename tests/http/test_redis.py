@@ -215,16 +215,6 @@ async def test_redis_unreachable_answers_503_with_retry_after(
     assert "error=ERR_SERVICE_UNAVAILABLE" in caplog.text  # the access log shows the code, for HEAD too
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own, to pause (the session's one stays up for the other tests)."""
-    (tmp_path / "redis").mkdir()
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 @contextlib.contextmanager
 def unresponsive(server: RedisServer) -> Iterator[None]:
     """Redis stops answering (SIGSTOP: a stalled host, a partition) but keeps its connections open."""

@@ -355,6 +355,42 @@ def check_race_outcome(response: RawResponse | None) -> None:
         assert response.body.startswith(b"ERR_UPLOAD_INTERRUPTED"), response
 
 
+def racing_patch(server: ServerProcess, location: str, data: bytes, start: threading.Barrier) -> RawResponse | None:
+    """A PATCH of `data` from offset 0, sent in 16 KiB pieces once every racer is ready."""
+    headers = PATCH_HEADERS | {"Upload-Offset": "0", "Content-Length": str(len(data))}
+    with connect(server) as sock:
+        start.wait(IO_TIMEOUT)
+        for piece in range(0, len(data), 16 * KiB):
+            head = raw_request("PATCH", target_of(location), headers) if piece == 0 else b""
+            if not send_all(sock, head + data[piece : piece + 16 * KiB]):
+                break  # answered early and closed; the answer may still be readable
+        return read_response(sock)
+
+
+def race_patches(servers: list[ServerProcess], location: str, datas: list[bytes]) -> bytes:
+    """PATCH datas[i] to servers[i] at once; check every answer and that one writer's bytes were stored.
+
+    Returns the winning data, of which the stored file is a prefix.
+    """
+    responses: list[RawResponse | None] = [None] * len(servers)
+    start = threading.Barrier(len(servers))
+
+    def run(index: int) -> None:
+        responses[index] = racing_patch(servers[index], location, datas[index], start)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(servers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for response in responses:
+        check_race_outcome(response)
+    stored = servers[0].stored_path(location).read_bytes()
+    winners = [data for data in datas if data.startswith(stored)]
+    assert winners, "the stored bytes mix both requests"
+    return winners[0]
+
+
 def finish_from_head(location: str, data: bytes) -> None:
     """The offset HEAD reports must be accepted by the next PATCH, which completes the upload."""
     offset = head_offset(location)

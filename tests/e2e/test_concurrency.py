@@ -9,7 +9,6 @@ bytes from two requests mixed in the file, or an offset that the next PATCH refu
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import pytest
@@ -18,13 +17,13 @@ from tests.e2e.helpers import (
     PATCH_HEADERS,
     KiB,
     MiB,
-    RawResponse,
     ServerProcess,
     check_race_outcome,
     connect,
     create_upload,
     finish_from_head,
     head_offset,
+    race_patches,
     raw_request,
     read_response,
     send_all,
@@ -63,36 +62,12 @@ def test_second_patch_interrupts_first_without_mixing_bytes(server: ServerProces
     assert server.stored_path(location).read_bytes() == first_data
 
 
-def racing_patch(server: ServerProcess, location: str, data: bytes, start: threading.Barrier) -> RawResponse | None:
-    with connect(server) as sock:
-        start.wait()
-        for piece in range(0, SIZE, 16 * KiB):
-            if not send_all(sock, (patch_request(location) if piece == 0 else b"") + data[piece : piece + 16 * KiB]):
-                break
-        return read_response(sock)
-
-
 def test_racing_patches_store_one_writers_bytes(server: ServerProcess) -> None:
     datas = [os.urandom(SIZE), os.urandom(SIZE)]
     location = create_upload(server, SIZE)
-    start = threading.Barrier(2)
-    responses: list[RawResponse | None] = [None, None]
-
-    def run(index: int) -> None:
-        responses[index] = racing_patch(server, location, datas[index], start)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    for response in responses:
-        check_race_outcome(response)
-    stored = server.stored_path(location).read_bytes()
-    winners = [data for data in datas if data.startswith(stored)]
-    assert winners, "the stored bytes mix both requests"
-    finish_from_head(location, winners[0])
-    assert server.stored_path(location).read_bytes() == winners[0]
+    winner = race_patches([server, server], location, datas)
+    finish_from_head(location, winner)
+    assert server.stored_path(location).read_bytes() == winner
 
 
 def test_head_during_stalled_patch_answers_promptly_with_stored_offset(server: ServerProcess) -> None:

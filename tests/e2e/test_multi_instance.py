@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from tests.e2e.helpers import (
     head_offset,
     launch,
     patch,
+    race_patches,
     random_file,
     raw_request,
     read_response,
@@ -203,37 +203,12 @@ def test_patch_on_other_instance_interrupts_first_without_mixing_bytes(cluster: 
     assert cluster.stored(location).read_bytes() == first_data
 
 
-def racing_patch(server: ServerProcess, location: str, data: bytes, start: threading.Barrier) -> RawResponse | None:
-    with connect(server) as sock:
-        start.wait(IO_TIMEOUT)
-        for piece in range(0, len(data), 16 * KiB):
-            head = patch_head(location, 0, len(data)) if piece == 0 else b""
-            if not send_all(sock, head + data[piece : piece + 16 * KiB]):
-                break  # answered early and closed; the answer may still be readable
-        return read_response(sock)
-
-
 def test_racing_patches_on_two_instances_store_one_writers_bytes(cluster: Cluster) -> None:
     datas = [os.urandom(SIZE), os.urandom(SIZE)]
     location = cluster.create(0, SIZE)
-    start = threading.Barrier(2)
-    responses: list[RawResponse | None] = [None, None]
-
-    def run(index: int) -> None:
-        responses[index] = racing_patch(cluster.instances[index], location, datas[index], start)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    for response in responses:
-        check_race_outcome(response)
-    stored = cluster.stored(location).read_bytes()
-    winners = [data for data in datas if data.startswith(stored)]
-    assert winners, "the stored bytes mix both requests"
-    finish_from_head(cluster.url_on(2, location), winners[0])
-    assert cluster.stored(location).read_bytes() == winners[0]
+    winner = race_patches(cluster.instances[:2], location, datas)
+    finish_from_head(cluster.url_on(2, location), winner)
+    assert cluster.stored(location).read_bytes() == winner
 
 
 # --- Redis outages ------------------------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import unquote
 
 import anyio
 import anyio.lowlevel
 import httpx
 from starlette.types import ASGIApp, Message, Scope
+
+from tusserver import Settings, create_app
 
 DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -124,3 +127,15 @@ async def open_client(
     transport = httpx.ASGITransport(app=app, client=client)
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
         yield http
+
+
+@asynccontextmanager
+async def server_lifetime(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """One lifetime of the default server (LocalStorage + SQLiteStateStore) on `data_dir`; leaving the
+    block closes the database like a shutdown, so the next lifetime is a restart."""
+    app = create_app(Settings(data_dir=data_dir))
+    try:
+        async with open_client(app) as client:
+            yield client
+    finally:
+        await app.state.tus.aclose()

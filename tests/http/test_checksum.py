@@ -5,38 +5,22 @@ arrive whole)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import zlib
-from collections.abc import Callable
 
 import anyio
 import httpx
 import pytest
-import xxhash
 from starlette.applications import Starlette
 from starlette.types import Scope
 
 from storage_backends.memory import MemoryStorage
+from tests.checksum_reference import REFERENCE
 from tests.http.asgi import DISCONNECT, Captured, ScriptedReceive, asgi_call, chunk, http_scope, open_client, upload_id
 from tests.http.conftest import AppFactory
 from tests.http.doubles import chunked
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run
 
 MiB = 1024 * 1024
-
-# Expected digests computed independently of tusserver.protocol.checksums.
-REFERENCE: dict[str, Callable[[bytes], bytes]] = {
-    "sha1": lambda data: hashlib.sha1(data).digest(),
-    "md5": lambda data: hashlib.md5(data).digest(),
-    "sha256": lambda data: hashlib.sha256(data).digest(),
-    "sha512": lambda data: hashlib.sha512(data).digest(),
-    "crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
-    "xxh32": xxhash.xxh32_digest,
-    "xxh64": xxhash.xxh64_digest,
-    "xxh3": xxhash.xxh3_64_digest,
-    "xxh128": xxhash.xxh3_128_digest,
-}
 
 
 def checksum(algorithm: str, data: bytes) -> str:

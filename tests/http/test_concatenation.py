@@ -13,6 +13,7 @@ from starlette.routing import Mount
 
 from storage_backends.memory import MemoryStorage
 from tests.http.asgi import open_client, upload_id
+from tests.http.asgi import server_lifetime as server
 from tests.http.conftest import AppFactory
 from tests.http.doubles import NoConcatStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
@@ -484,17 +485,6 @@ async def test_delete_partial_keeps_complete_final(client: httpx.AsyncClient) ->
 
 
 # --- restart, local files, mounts ----------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def server(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """One lifetime of the default server (LocalStorage + SQLiteStateStore) on `data_dir`."""
-    app = create_app(Settings(data_dir=data_dir))
-    try:
-        async with open_client(app) as client:
-            yield client
-    finally:
-        await app.state.tus.aclose()
 
 
 @pytest.mark.anyio

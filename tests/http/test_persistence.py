@@ -4,29 +4,16 @@ and are dropped by the next PATCH."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.http.asgi import DISCONNECT, ScriptedReceive, asgi_call, chunk, open_client, patch_scope, upload_id
+from tests.http.asgi import server_lifetime as server
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import Settings, create_app
 
 METADATA = "filename aGVsbG8udHh0,is_confidential"
-
-
-@asynccontextmanager
-async def server(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """One server lifetime on `data_dir`; leaving the block closes the database like a shutdown."""
-    app = create_app(Settings(data_dir=data_dir))
-    try:
-        async with open_client(app) as client:
-            yield client
-    finally:
-        await app.state.tus.aclose()
 
 
 def data_file(tmp_path: Path, location: str) -> Path:

@@ -12,7 +12,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-__all__ = ["StorageBackend", "StorageRef", "SupportsConcatenate", "SupportsDelete"]
+__all__ = ["StorageBackend", "StorageRef", "SupportsConcatenate", "SupportsDelete", "SupportsLimits", "SupportsOpen"]
 
 
 class StorageRef(BaseModel, frozen=True):
@@ -34,12 +34,13 @@ class StorageBackend(Protocol):
 
     scheme: ClassVar[str]
 
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
+    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         """Prepare storage for a new upload.
 
         Args:
             key: a unique, already validated key (letters, digits, '-' and '_').
             length: the final length if known, None if deferred.
+            content_type: the media type the client declared, for stores that keep one per object.
 
         Returns:
             The reference to persist with the upload.
@@ -79,8 +80,14 @@ class StorageBackend(Protocol):
         """
         ...
 
-    async def complete(self, ref: StorageRef) -> None:
-        """Called once when the last byte is stored (S3 CompleteMultipartUpload, Azure commit).
+    async def complete(self, ref: StorageRef, length: int) -> None:
+        """Called when the last byte is stored (S3 CompleteMultipartUpload, Azure commit).
+
+        Idempotent: it is called again if the server stopped before it recorded the completion.
+
+        Args:
+            ref: the upload's storage reference.
+            length: the upload's final length (all bytes up to it are stored).
 
         Raises:
             StorageError: the backend failed.
@@ -130,5 +137,27 @@ class SupportsConcatenate(Protocol):
         Raises:
             BlobNotFoundError: a part's bytes are gone.
             StorageError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsLimits(Protocol):
+    """Backends with a largest object size (S3: 5 TiB), which caps Tus-Max-Size; a deferred-length
+    upload may be capped lower (its part size had to be chosen before its length was known)."""
+
+    max_length: int
+    max_deferred_length: int
+
+
+@runtime_checkable
+class SupportsOpen(Protocol):
+    """Backends that connect at start-up, failing early on a missing bucket or container."""
+
+    async def open(self) -> None:
+        """Connect and check the configuration.
+
+        Raises:
+            StorageError: the storage cannot be used as configured (the message says why).
         """
         ...

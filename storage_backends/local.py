@@ -52,7 +52,7 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
+    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         """Create an empty file for the upload (see `StorageBackend.create`)."""
         path = self._path(key)
         try:
@@ -136,7 +136,7 @@ class LocalStorage:
             if self.fsync:
                 os.fdatasync(out.fileno())
 
-    async def complete(self, ref: StorageRef) -> None:
+    async def complete(self, ref: StorageRef, length: int) -> None:
         """Nothing to do: the file is complete as it stands."""
 
     async def delete(self, ref: StorageRef) -> None:

@@ -29,7 +29,7 @@ class MemoryStorage:
         except KeyError:
             raise BlobNotFoundError(f"no blob {key}") from None
 
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
+    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         """Start an empty blob (see `StorageBackend.create`)."""
         if check_key(key) in self.blobs:
             raise BlobExistsError(f"blob {key} exists")
@@ -59,7 +59,7 @@ class MemoryStorage:
         joined = b"".join([bytes(self._blob(part.key)) for part in parts])
         self._blob(ref.key)[:] = joined
 
-    async def complete(self, ref: StorageRef) -> None:
+    async def complete(self, ref: StorageRef, length: int) -> None:
         """Nothing to do."""
 
     async def delete(self, ref: StorageRef) -> None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete
+from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete, SupportsOpen
 from storage_backends.local import LocalStorage
 from tusserver.cleanup import sweep_forever
 from tusserver.context import TusContext, utcnow
@@ -73,7 +73,7 @@ def create_app(
         `app.state.tus` holds the `TusContext`.
     """
     settings = settings or Settings()
-    storage = storage or LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)
+    storage = storage or _default_storage(settings)
     if settings.redis_url is not None and (state is None or locker is None):
         state, locker = _redis_parts(settings, state, locker)
     tus = TusContext(
@@ -92,6 +92,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if isinstance(tus.storage, SupportsOpen):
+            await tus.storage.open()  # a missing bucket stops the start-up with its reason
         async with anyio.create_task_group() as tasks:
             if settings.cleanup_interval is not None:
                 tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
@@ -110,6 +112,28 @@ def create_app(
     )
     app.state.tus = tus
     return app
+
+
+def _default_storage(settings: Settings) -> StorageBackend:
+    """Local files, or S3 (imported only when configured: aiobotocore is an extra)."""
+    if settings.storage == "local":
+        return LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)
+    try:
+        from storage_backends.s3 import S3Options, S3Storage  # noqa: PLC0415
+    except ImportError:
+        raise RuntimeError("--storage s3 needs aiobotocore: pip install 'tusserver[s3]'") from None
+    assert settings.s3_bucket is not None
+    options = S3Options(
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint=settings.s3_endpoint,
+        region=settings.s3_region,
+        part_size=settings.s3_part_size,
+        deferred_part_size=settings.s3_deferred_part_size,
+        buffer_budget=settings.buffer_budget,
+        part_concurrency=settings.s3_part_concurrency,
+    )
+    return S3Storage(options)
 
 
 def _redis_parts(

@@ -104,6 +104,15 @@ OPTIONS = (
     Option("redis_url", "keep state and locks in Redis for several instances, e.g. redis://host:6379/0"),
     Option("redis_prefix", "prefix of every Redis key"),
     Option("lock_ttl", "seconds a crashed instance's Redis locks live on", float),
+    Option("storage", "where bytes go: local (files under --data-dir) or s3 (pip install 'tusserver[s3]')", str.lower),
+    Option("s3_bucket", "the S3 bucket (must exist); credentials come from the standard AWS chain"),
+    Option("s3_prefix", "prefix of every S3 object key, e.g. uploads/"),
+    Option("s3_endpoint", "URL of an S3-compatible store (path-style), e.g. http://127.0.0.1:8333; unset for AWS"),
+    Option("s3_region", "the bucket's region; unset takes it from the AWS configuration"),
+    Option("s3_part_size", "preferred S3 part size (5M-5G); grows so an upload fits 10,000 parts", parse_size),
+    Option("s3_deferred_part_size", "part size of deferred-length uploads, capping them at 10,000 parts", parse_size),
+    Option("s3_part_concurrency", "S3 parts one request uploads at once", int),
+    Option("buffer_budget", "memory all requests together may use for buffered parts, e.g. 256M", parse_size),
 )
 
 

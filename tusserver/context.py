@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from storage_backends.base import StorageBackend
+from storage_backends.base import StorageBackend, SupportsLimits
 from tusserver.locking import Locker
 from tusserver.protocol import rules
 from tusserver.protocol.model import Extension, UploadInfo
@@ -48,6 +48,15 @@ class TusContext:
         """When `info` expires if it was created, appended to or completed at `now`."""
         complete, settings = info.is_complete, self.settings
         return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
+
+    def max_size(self, *, deferred: bool = False) -> int | None:
+        """The largest upload: the configured limit, capped by the storage's largest object, or for a
+        deferred-length upload by its largest deferred length (its part size was fixed blind)."""
+        limits = [self.settings.max_size]
+        if isinstance(self.storage, SupportsLimits):
+            limits.append(self.storage.max_deferred_length if deferred else self.storage.max_length)
+        known = [limit for limit in limits if limit is not None]
+        return min(known) if known else None
 
     async def aclose(self) -> None:
         """Close the state store and the storage."""

@@ -24,6 +24,7 @@ from tusserver.middleware import to_starlette
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
+from tusserver.protocol.downloads import declared_media_type
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
@@ -102,20 +103,23 @@ class Endpoints:
 
     async def options(self, request: Request) -> TusResponse:
         """tus §OPTIONS: what this server supports."""
-        return responses.options_response(self.tus.extensions, self.tus.settings.max_size)
+        return responses.options_response(self.tus.extensions, self.tus.max_size())
 
     async def post(self, request: Request) -> TusResponse:
         """tus §POST (creation, creation-with-upload, creation-defer-length)."""
         tus = self.tus
         concat = parse_concat(request.headers.get("upload-concat"), self._upload_path(request))
         create = headers.parse_create(request.headers, concat)
-        plan = rules.plan_create(create, max_size=tus.settings.max_size, extensions=tus.extensions)
+        max_size = tus.max_size(deferred=create.length is None)
+        plan = rules.plan_create(create, max_size=max_size, extensions=tus.extensions)
         if concat is not None and concat.kind == "final":
             upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata)
             final = await finals.create_final(tus, create, upload_id)
             return responses.created_response(self._location(request, upload_id), final)
         upload_id = request.state.upload_id = tus.new_upload_id()
-        info = self._new_record(upload_id, await tus.storage.create(upload_id, length=plan.length), plan, concat)
+        content_type = declared_media_type(plan.metadata)
+        ref = await tus.storage.create(upload_id, length=plan.length, content_type=content_type)
+        info = self._new_record(upload_id, ref, plan, concat)
         # tus §POST: an upload with Upload-Length: 0 is complete at once.
         await self._complete_if_done(info, was_complete=False)
         await tus.state.create(info)
@@ -164,7 +168,7 @@ class Endpoints:
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
             rules.check_not_expired(info, tus.clock())
-            plan = rules.plan_patch(info, patch, max_size=tus.settings.max_size)
+            plan = rules.plan_patch(info, patch, max_size=tus.max_size(deferred=info.length is None))
             declared = info.model_copy(update={"length": plan.length})
             append = Append(declared, plan.body_limit, patch.checksum, was_complete=info.is_complete)
             info = await self._receive(request, append, lease)
@@ -219,7 +223,7 @@ class Endpoints:
     async def _complete_if_done(self, info: UploadInfo, *, was_complete: bool) -> None:
         # Before the offset is recorded, so a recorded complete upload is complete in storage too.
         if info.is_complete and not was_complete:
-            await self.tus.storage.complete(info.storage)
+            await self.tus.storage.complete(info.storage, info.offset)
 
     def _upload_path(self, request: Request) -> str:
         # root_path holds this app's mount prefix; url_for would search the outermost router

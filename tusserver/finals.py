@@ -15,6 +15,7 @@ from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelet
 from storage_backends.errors import BlobExistsError, StorageError
 from tusserver.context import TusContext
 from tusserver.protocol.concat import plan_final
+from tusserver.protocol.downloads import declared_media_type
 from tusserver.protocol.errors import ExtensionUnsupportedError, TusError, UploadExpiredError, UploadNotFoundError
 from tusserver.protocol.headers import CreateRequest
 from tusserver.protocol.model import UploadInfo
@@ -38,12 +39,12 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
             return await settle_final(tus, await tus.state.get(upload_id))
         except UploadNotFoundError:
             pass  # the usual case: a new final upload
-        plan = plan_final(await _partials(tus, create.concat.parts), max_size=tus.settings.max_size)
+        plan = plan_final(await _partials(tus, create.concat.parts), max_size=tus.max_size())
         info = UploadInfo(
             id=upload_id,
             length=plan.length,
             metadata=create.metadata,  # tus §Concatenation: the partials' metadata is not carried over
-            storage=await _create_storage(tus, upload_id, plan.length),
+            storage=await _create_storage(tus, upload_id, plan.length, declared_media_type(create.metadata)),
             created_at=tus.clock(),
             concat="final",
             parts=create.concat.parts,
@@ -53,16 +54,16 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
         return await settle_final(tus, info)
 
 
-async def _create_storage(tus: TusContext, upload_id: str, length: int | None) -> StorageRef:
+async def _create_storage(tus: TusContext, upload_id: str, length: int | None, content_type: str | None) -> StorageRef:
     # The id is derived, so a crash between storage and record leaves bytes under it; with no
     # record they belong to nobody, and the join replaces them anyway.
     try:
-        return await tus.storage.create(upload_id, length=length)
+        return await tus.storage.create(upload_id, length=length, content_type=content_type)
     except BlobExistsError:
         if not isinstance(tus.storage, SupportsDelete):
             raise
         await tus.storage.delete(StorageRef(backend=tus.storage.scheme, key=upload_id))
-        return await tus.storage.create(upload_id, length=length)
+        return await tus.storage.create(upload_id, length=length, content_type=content_type)
 
 
 async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
@@ -81,9 +82,10 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
                 tus.waiting_finals.setdefault(partial.id, set()).add(info.id)
         return info.model_copy(update={"length": plan.length})
     await _storage(tus).concatenate(info.storage, [partial.storage for partial in partials])
-    info = info.model_copy(update={"length": plan.length, "offset": plan.length})
+    length = sum(partial.offset for partial in partials)  # all finished: the plan's length
+    info = info.model_copy(update={"length": length, "offset": length})
     info = info.model_copy(update={"expires_at": tus.expiry(info, tus.clock())})
-    await tus.storage.complete(info.storage)
+    await tus.storage.complete(info.storage, length)
     await tus.state.save(info)  # recorded only once the storage holds the joined bytes
     return info
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tusserver.urls import TrustedProxies
 
 __all__ = ["Settings"]
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class Settings(BaseModel, frozen=True):
@@ -40,6 +43,15 @@ class Settings(BaseModel, frozen=True):
             every instance; None keeps them in this process (SQLite state, in-process locks).
         redis_prefix: the prefix of every Redis key.
         lock_ttl: seconds a Redis lock outlives its holder's last renewal (a crashed instance's locks).
+        storage: where upload bytes go: "local" files under data_dir, or "s3".
+        s3_bucket: the existing S3 bucket (required with storage "s3").
+        s3_prefix: prepended to every object key.
+        s3_endpoint: URL of an S3-compatible store (path-style addressing); None for AWS.
+        s3_region: the bucket's region; None takes it from the AWS configuration.
+        s3_part_size: preferred part size; grows for uploads that would need over 10,000 parts.
+        s3_deferred_part_size: part size of deferred-length uploads (which caps them at 10,000 parts).
+        s3_part_concurrency: parts one request uploads at once.
+        buffer_budget: bytes all requests together may hold in buffered parts (object stores).
     """
 
     host: str = "127.0.0.1"
@@ -62,6 +74,21 @@ class Settings(BaseModel, frozen=True):
     redis_url: str | None = None
     redis_prefix: str = "tus:"
     lock_ttl: float = Field(default=10.0, gt=0)
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, le=5 * GiB)
+    s3_deferred_part_size: int = Field(default=16 * MiB, ge=5 * MiB, le=5 * GiB)
+    s3_part_concurrency: int = Field(default=4, ge=1, le=64)
+    buffer_budget: int = Field(default=256 * MiB, ge=5 * MiB)
+
+    @model_validator(mode="after")
+    def _storage_configured(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("--storage s3 needs --s3-bucket")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

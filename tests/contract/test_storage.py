@@ -9,7 +9,7 @@ import pytest
 
 from storage_backends import LocalStorage, MemoryStorage
 from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
-from storage_backends.errors import BlobNotFoundError, StorageError
+from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
 
 STORAGES = ["memory", "local", "local-fsync"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
@@ -51,6 +51,14 @@ def test_declared_capabilities_match(storage: StorageBackend, storage_name: str)
 async def test_new_upload_is_empty(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=10)
     assert await storage.stored_length(ref) == 0
+
+
+@pytest.mark.anyio
+async def test_zero_length_upload_completes_empty(storage: StorageBackend) -> None:
+    """tus §POST: Upload-Length 0 is complete at once; object stores still create the object."""
+    ref = await storage.create("upload1", length=0)
+    await storage.complete(ref, 0)
+    assert await storage.stored_length(ref) == 0
     assert await contents(storage, ref) == b""
 
 
@@ -59,6 +67,7 @@ async def test_append_returns_new_length(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=11)
     assert await storage.append(ref, 0, chunks(b"hello", b" ")) == 6
     assert await storage.append(ref, 6, chunks(b"world")) == 11
+    await storage.complete(ref, 11)
     assert await contents(storage, ref) == b"hello world"
 
 
@@ -70,6 +79,7 @@ async def test_appends_smaller_than_5_mib_round_trip(storage: StorageBackend) ->
     for index in range(20):
         offset = await storage.append(ref, offset, chunks(bytes([index]) * 1000))
     assert offset == 20_000
+    await storage.complete(ref, offset)
     assert await contents(storage, ref) == b"".join(bytes([index]) * 1000 for index in range(20))
 
 
@@ -79,6 +89,7 @@ async def test_append_at_stale_offset_drops_tail(storage: StorageBackend) -> Non
     ref = await storage.create("upload1", length=10)
     await storage.append(ref, 0, chunks(b"abcdefgh"))
     assert await storage.append(ref, 4, chunks(b"WXYZ")) == 8
+    await storage.complete(ref, 8)
     assert await contents(storage, ref) == b"abcdWXYZ"
 
 
@@ -94,19 +105,25 @@ async def test_empty_append_keeps_length(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=3)
     await storage.append(ref, 0, chunks(b"abc"))
     assert await storage.append(ref, 3, chunks()) == 3
+    await storage.complete(ref, 3)
     assert await contents(storage, ref) == b"abc"
 
 
 @pytest.mark.anyio
-async def test_append_to_missing_upload_raises_not_found(storage: StorageBackend) -> None:
+async def test_append_to_deleted_upload_raises_not_found(storage: StorageBackend) -> None:
+    """At the latest when it is completed (an object store may accept a tail it cannot use)."""
+    ref = await storage.create("upload1", length=1)
+    assert isinstance(storage, SupportsDelete)
+    await storage.delete(ref)
     with pytest.raises(BlobNotFoundError):
-        await storage.append(StorageRef(backend=storage.scheme, key="missing"), 0, chunks(b"x"))
+        await storage.complete(ref, await storage.append(ref, 0, chunks(b"x")))
 
 
 @pytest.mark.anyio
 async def test_read_range(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=11)
     await storage.append(ref, 0, chunks(b"hello world"))
+    await storage.complete(ref, 11)
     assert await contents(storage, ref, 6) == b"world"
     assert await contents(storage, ref, 2, 7) == b"llo w"
 
@@ -115,7 +132,17 @@ async def test_read_range(storage: StorageBackend) -> None:
 async def test_complete_keeps_bytes(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=3)
     await storage.append(ref, 0, chunks(b"abc"))
-    await storage.complete(ref)
+    await storage.complete(ref, 3)
+    assert await contents(storage, ref) == b"abc"
+
+
+@pytest.mark.anyio
+async def test_complete_repeated_is_harmless(storage: StorageBackend) -> None:
+    """The server calls it again if it stopped before recording the completion."""
+    ref = await storage.create("upload1", length=3)
+    await storage.append(ref, 0, chunks(b"abc"))
+    await storage.complete(ref, 3)
+    await storage.complete(ref, 3)
     assert await contents(storage, ref) == b"abc"
 
 
@@ -137,10 +164,18 @@ async def test_create_refuses_unsafe_keys(storage: StorageBackend, key: str) -> 
 
 
 @pytest.mark.anyio
-async def test_create_existing_key_raises(storage: StorageBackend) -> None:
-    await storage.create("upload1", length=1)
-    with pytest.raises(StorageError):
-        await storage.create("upload1", length=1)
+async def test_create_existing_key_raises_or_starts_over(storage: StorageBackend, storage_name: str) -> None:
+    """Files refuse a second create (BlobExistsError); an S3 create starts a new multipart upload,
+    whose completion replaces the object."""
+    first = await storage.create("upload1", length=1)
+    if not storage_name.startswith("s3"):
+        with pytest.raises(BlobExistsError):
+            await storage.create("upload1", length=1)
+        return
+    second = await storage.create("upload1", length=2)
+    await storage.complete(first, await storage.append(first, 0, chunks(b"x")))
+    await storage.complete(second, await storage.append(second, 0, chunks(b"yz")))
+    assert await contents(storage, second) == b"yz"
 
 
 # --- concatenation (SupportsConcatenate; PROTOCOL.md items 75 and 85) ---------------------------------------------
@@ -155,16 +190,22 @@ async def finished(storage: StorageBackend, key: str, data: bytes) -> StorageRef
     """A finished upload holding `data`, as the server leaves a partial upload."""
     ref = await storage.create(key, length=len(data))
     await storage.append(ref, 0, chunks(data))
-    await storage.complete(ref)
+    await storage.complete(ref, len(data))
     return ref
+
+
+async def joined(storage: StorageBackend, target: StorageRef, parts: list[StorageRef]) -> bytes:
+    """Join as the server does (concatenate, then complete) and read the result."""
+    await joiner(storage).concatenate(target, parts)
+    await storage.complete(target, sum([await storage.stored_length(part) for part in parts]))
+    return await contents(storage, target)
 
 
 @pytest.mark.anyio
 async def test_concatenate_joins_parts_in_order(storage: StorageBackend) -> None:
     a, b, c = [await finished(storage, key, data) for key, data in [("a", b"hello"), ("b", b" "), ("c", b"world")]]
     target = await storage.create("final", length=11)
-    await joiner(storage).concatenate(target, [a, b, c])
-    assert await contents(storage, target) == b"hello world"
+    assert await joined(storage, target, [a, b, c]) == b"hello world"
     assert await storage.stored_length(target) == 11
 
 
@@ -172,8 +213,7 @@ async def test_concatenate_joins_parts_in_order(storage: StorageBackend) -> None
 async def test_concatenate_part_listed_twice_appears_twice(storage: StorageBackend) -> None:
     a, b = await finished(storage, "a", b"ab"), await finished(storage, "b", b"cd")
     target = await storage.create("final", length=6)
-    await joiner(storage).concatenate(target, [a, b, a])
-    assert await contents(storage, target) == b"abcdab"
+    assert await joined(storage, target, [a, b, a]) == b"abcdab"
 
 
 @pytest.mark.anyio
@@ -182,16 +222,21 @@ async def test_concatenate_repeated_replaces_earlier_result(storage: StorageBack
     a, b = await finished(storage, "a", b"hello"), await finished(storage, "b", b" world")
     target = await storage.create("final", length=11)
     await joiner(storage).concatenate(target, [a, b])
-    await joiner(storage).concatenate(target, [a, b])
-    assert await contents(storage, target) == b"hello world"
+    assert await joined(storage, target, [a, b]) == b"hello world"
 
 
 @pytest.mark.anyio
-async def test_concatenate_into_target_with_bytes_replaces_them(storage: StorageBackend) -> None:
+async def test_concatenate_over_leftover_bytes_replaces_them(storage: StorageBackend) -> None:
+    """A final upload's key is derived: a crash may leave bytes under it (finals._create_storage)."""
     a = await finished(storage, "a", b"abc")
-    target = await finished(storage, "final", b"a much longer leftover")
-    await joiner(storage).concatenate(target, [a])
-    assert await contents(storage, target) == b"abc"
+    await finished(storage, "final", b"a much longer leftover")
+    try:
+        target = await storage.create("final", length=3)
+    except BlobExistsError:
+        assert isinstance(storage, SupportsDelete)
+        await storage.delete(StorageRef(backend=storage.scheme, key="final"))
+        target = await storage.create("final", length=3)
+    assert await joined(storage, target, [a]) == b"abc"
     assert await storage.stored_length(target) == 3
 
 
@@ -206,7 +251,7 @@ async def test_concatenate_missing_part_raises_not_found(storage: StorageBackend
 @pytest.mark.anyio
 async def test_concatenate_leaves_parts_unchanged(storage: StorageBackend) -> None:
     a, b = await finished(storage, "a", b"hello"), await finished(storage, "b", b" world")
-    await joiner(storage).concatenate(await storage.create("final", length=11), [a, b])
+    await joined(storage, await storage.create("final", length=11), [a, b])
     assert (await contents(storage, a), await contents(storage, b)) == (b"hello", b" world")
     assert (await storage.stored_length(a), await storage.stored_length(b)) == (5, 6)
 
@@ -215,15 +260,14 @@ async def test_concatenate_leaves_parts_unchanged(storage: StorageBackend) -> No
 async def test_concatenate_empty_part_adds_nothing(storage: StorageBackend) -> None:
     a, empty, b = [await finished(storage, key, data) for key, data in [("a", b"ab"), ("empty", b""), ("b", b"cd")]]
     target = await storage.create("final", length=4)
-    await joiner(storage).concatenate(target, [empty, a, empty, b, empty])
-    assert await contents(storage, target) == b"abcd"
+    assert await joined(storage, target, [empty, a, empty, b, empty]) == b"abcd"
 
 
 @pytest.mark.anyio
 async def test_concatenate_only_empty_parts_gives_empty_upload(storage: StorageBackend) -> None:
     empty = await finished(storage, "empty", b"")
     target = await storage.create("final", length=0)
-    await joiner(storage).concatenate(target, [empty, empty])
+    assert await joined(storage, target, [empty, empty]) == b""
     assert await storage.stored_length(target) == 0
 
 
@@ -233,6 +277,5 @@ async def test_concatenate_multi_mib_parts_byte_exact(storage: StorageBackend) -
     datas = [bytes(range(256)) * (3 * 4096) + b"x" * 7, bytes(reversed(range(256))) * (5 * 4096 + 1) + b"tail"]
     parts = [await finished(storage, f"part{index}", data) for index, data in enumerate(datas)]
     target = await storage.create("final", length=None)
-    await joiner(storage).concatenate(target, parts)
+    assert await joined(storage, target, parts) == datas[0] + datas[1]
     assert await storage.stored_length(target) == len(datas[0]) + len(datas[1])
-    assert await contents(storage, target) == datas[0] + datas[1]

@@ -16,9 +16,9 @@ class CompletionRecorder(MemoryStorage):
         super().__init__()
         self.completed: list[str] = []
 
-    async def complete(self, ref: StorageRef) -> None:
+    async def complete(self, ref: StorageRef, length: int) -> None:
         self.completed.append(ref.key)
-        await super().complete(ref)
+        await super().complete(ref, length)
 
 
 async def chunked(*chunks: bytes) -> AsyncIterator[bytes]:
@@ -48,8 +48,8 @@ class NoDeleteStorage:
     def __init__(self) -> None:
         self.inner = MemoryStorage()
 
-    async def create(self, key: str, *, length: int | None) -> StorageRef:
-        return await self.inner.create(key, length=length)
+    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+        return await self.inner.create(key, length=length, content_type=content_type)
 
     async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
         return await self.inner.append(ref, offset, chunks)
@@ -60,8 +60,8 @@ class NoDeleteStorage:
     def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         return self.inner.read(ref, start, end)
 
-    async def complete(self, ref: StorageRef) -> None:
-        await self.inner.complete(ref)
+    async def complete(self, ref: StorageRef, length: int) -> None:
+        await self.inner.complete(ref, length)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

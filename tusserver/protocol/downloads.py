@@ -7,6 +7,7 @@ itself: RFC 9110 §14 (ranges), §13 (conditional requests), §8.8.3 (ETag), RFC
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -184,6 +185,16 @@ def _media_type(value: bytes | None) -> str | None:
         return None
     media_type = value.decode("utf-8", "replace").split(";", 1)[0].strip().lower()
     return media_type if _MEDIA_TYPE.fullmatch(media_type) else None
+
+
+def declared_media_type(metadata: Mapping[str, str]) -> str | None:
+    """The media type an upload's metadata declares (`filetype` or `type`, base64 values), if valid:
+    what object stores record as the object's Content-Type."""
+    raw = metadata.get("filetype", metadata.get("type"))
+    try:
+        return _media_type(base64.b64decode(raw, validate=True)) if raw else None
+    except ValueError:
+        return None
 
 
 def _base_name(value: bytes) -> str | None:

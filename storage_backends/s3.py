@@ -1,0 +1,511 @@
+"""S3 storage: tus offsets onto multipart-upload parts, through aiobotocore (`tusserver[s3]`).
+
+Layout (`s3_layout`): each upload is one multipart upload of the object ``<prefix><key>`` with a
+fixed part size P recorded in its `StorageRef`. Full parts are uploaded as they fill; the bytes of
+the part being filled are kept in a tail object per part number, so the recorded offset never
+needs a byte that is not durable in S3. `complete` copies the last tail into the last part inside
+S3 and calls CompleteMultipartUpload; HEAD never reaches S3 (the state store answers it).
+
+Memory: a part is buffered before it is uploaded (S3 needs its length up front). Every buffer is
+reserved from one `ByteBudget` shared by all requests, and each request uploads at most
+`part_concurrency` parts at once, so memory stays bounded whatever the number of uploads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from anyio.abc import TaskGroup
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from storage_backends._keys import check_key
+from storage_backends.base import StorageRef
+from storage_backends.budget import ByteBudget
+from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from storage_backends.s3_layout import (
+    MAX_OBJECT_SIZE,
+    MAX_PARTS,
+    MiB,
+    TargetPart,
+    part_size_for,
+    plan_concat,
+    tail_key,
+    tail_prefix,
+)
+
+__all__ = ["S3Options", "S3Storage"]
+
+READ_CHUNK = 256 * 1024
+_PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
+_NOT_FOUND = {"NoSuchUpload", "NoSuchKey", "NotFound", "404"}
+_RETRY_LATER = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
+                "InternalError", "RequestTimeTooSkewed", "503", "500"}  # fmt: skip
+_UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Where and how uploads are stored in S3.
+
+    Attributes:
+        bucket: an existing bucket.
+        prefix: prepended to every object key (e.g. "uploads/").
+        endpoint: the URL of an S3-compatible store (path-style addressing); None for AWS.
+        region: the bucket's region; None takes it from the AWS configuration.
+        part_size: the preferred part size; larger for uploads that would need over 10,000 parts.
+        deferred_part_size: the part size of deferred-length uploads, which caps them at
+            10,000 times this size.
+        buffer_budget: bytes all requests together may buffer in parts.
+        part_concurrency: parts one request uploads at once.
+    """
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    part_size: int = 8 * MiB
+    deferred_part_size: int = 16 * MiB
+    buffer_budget: int = 256 * MiB
+    part_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.fullmatch(self.prefix) or self.prefix.startswith("/") or ".." in self.prefix:
+            raise ValueError(f"unsafe S3 key prefix {self.prefix!r}")
+        if self.part_concurrency < 1:
+            raise ValueError("part_concurrency must be at least 1")
+
+    @property
+    def max_deferred_length(self) -> int:
+        return min(self.deferred_part_size * MAX_PARTS, MAX_OBJECT_SIZE)
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """What a `StorageRef` of this backend says: the object, its multipart upload, its part size."""
+
+    key: str
+    upload_id: str
+    part_size: int
+    length: int | None
+
+    @classmethod
+    def of(cls, ref: StorageRef) -> _Upload:
+        length = ref.extra.get("length")
+        return cls(ref.key, ref.extra["upload_id"], int(ref.extra["part_size"]), int(length) if length else None)
+
+
+@contextmanager
+def s3_errors(what: str) -> Iterator[None]:
+    """Translate botocore's errors into the storage errors (the error table maps those to statuses)."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        detail = f"{what}: {code or status} {error.get('Message', '')}".strip()
+        if code in _NOT_FOUND or (not code and status == "404"):
+            raise BlobNotFoundError(detail) from exc
+        if code in _RETRY_LATER or status in {"500", "503"}:
+            raise StorageUnavailableError(detail) from exc
+        raise StorageError(detail) from exc
+    except _UNREACHABLE as exc:
+        raise StorageUnavailableError(f"{what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+
+
+class S3Storage:
+    """Stores each upload as an S3 multipart upload; see the module docstring for the layout.
+
+    The client is created on first use (or by `open`, which also checks that the bucket exists).
+    """
+
+    scheme: ClassVar[str] = "s3"
+
+    def __init__(self, options: S3Options, *, budget: ByteBudget | None = None) -> None:
+        self.options = options
+        self.budget = budget or ByteBudget(options.buffer_budget)
+        self.max_length = MAX_OBJECT_SIZE
+        self.max_deferred_length = options.max_deferred_length
+        self._client: Any = None
+        self._stack = AsyncExitStack()
+        self._opening = anyio.Lock()
+
+    async def open(self) -> None:
+        """Connect, and fail with a clear message if the bucket does not exist or cannot be reached."""
+        client = await self._s3()
+        try:
+            with s3_errors(f"bucket {self.options.bucket!r}"):
+                await client.head_bucket(Bucket=self.options.bucket)
+        except BlobNotFoundError:
+            raise StorageError(f"the S3 bucket {self.options.bucket!r} does not exist") from None
+
+    async def _s3(self) -> Any:
+        async with self._opening:
+            if self._client is None:
+                config = AioConfig(
+                    s3={"addressing_style": "path"} if self.options.endpoint else {},
+                    # Plain HTTP to S3-compatible stores: no aws-chunked trailers (SERVICES.md §2).
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    max_pool_connections=64,
+                    connect_timeout=10,
+                    read_timeout=60,
+                )
+                creator = get_session().create_client(
+                    "s3", endpoint_url=self.options.endpoint, region_name=self.options.region, config=config
+                )
+                self._client = await self._stack.enter_async_context(creator)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.options.prefix + check_key(key)
+
+    async def _call(self, what: str, operation: str, **params: Any) -> Any:
+        client = await self._s3()
+        with s3_errors(what):
+            return await getattr(client, operation)(Bucket=self.options.bucket, **params)
+
+    # -- the storage contract ---------------------------------------------------------------
+
+    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+        """Start the multipart upload; the part size is fixed now, from the length."""
+        object_key = self._key(key)
+        options = self.options
+        part_size = part_size_for(length, preferred=options.part_size, deferred=options.deferred_part_size)
+        extra_params = {"ContentType": content_type} if content_type else {}
+        answer = await self._call(f"create {key}", "create_multipart_upload", Key=object_key, **extra_params)
+        extra = {"upload_id": answer["UploadId"], "part_size": str(part_size)}
+        if length is not None:
+            extra["length"] = str(length)
+        return StorageRef(backend=self.scheme, key=object_key, extra=extra)
+
+    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Fill parts from `offset` on, upload each full one, keep the rest as the tail object."""
+        upload = _Upload.of(ref)
+        writer = _PartWriter(self, upload, offset)
+        await writer.load_tail()
+        try:
+            async with anyio.create_task_group() as tasks:
+                writer.tasks = tasks
+                async for chunk in chunks:
+                    await writer.write(chunk)
+                    writer.raise_failure()
+                await writer.flush_tail()
+        except BaseExceptionGroup as group:
+            raise writer.failure or group from None
+        finally:
+            writer.release()
+        writer.raise_failure()
+        return writer.position
+
+    async def upload_part(self, upload: _Upload, number: int, data: bytes | bytearray | memoryview) -> str:
+        answer = await self._call(
+            f"part {number} of {upload.key}",
+            "upload_part",
+            Key=upload.key,
+            UploadId=upload.upload_id,
+            PartNumber=number,
+            Body=bytes(data) if isinstance(data, memoryview) else data,
+        )
+        etag: str = answer["ETag"]
+        return etag
+
+    async def put(self, key: str, data: bytes | bytearray, **params: Any) -> None:
+        await self._call(f"put {key}", "put_object", Key=key, Body=data, **params)
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes `start` to `end` (exclusive) of an object: small ranges only (tails, gathered parts)."""
+        answer = await self._call(f"read {key}", "get_object", Key=key, Range=f"bytes={start}-{end - 1}")
+        body = answer["Body"]
+        try:
+            with s3_errors(f"read {key}"):
+                data: bytes = await body.read()
+        finally:
+            body.close()
+        return data
+
+    async def stored_length(self, ref: StorageRef) -> int:
+        """The finished object's size, or the bytes in full parts plus the next part's tail."""
+        upload = _Upload.of(ref)
+        try:
+            parts = await self._list_parts(upload)
+        except BlobNotFoundError:
+            return await self._object_size(upload.key)
+        number = 1
+        while parts.get(number, ("", 0))[1] == upload.part_size:
+            number += 1
+        try:
+            tail = await self._object_size(tail_key(upload.key, number))
+        except BlobNotFoundError:
+            tail = 0
+        return (number - 1) * upload.part_size + tail
+
+    async def _object_size(self, key: str) -> int:
+        answer = await self._call(f"head {key}", "head_object", Key=key)
+        size: int = answer["ContentLength"]
+        return size
+
+    async def _list_parts(self, upload: _Upload) -> dict[int, tuple[str, int]]:
+        """Part number -> (ETag, size); of a part uploaded twice, the later one (SeaweedFS lists both)."""
+        parts: dict[int, tuple[str, int, Any]] = {}
+        marker = 0
+        while True:
+            page = await self._call(
+                f"list parts of {upload.key}",
+                "list_parts",
+                Key=upload.key,
+                UploadId=upload.upload_id,
+                PartNumberMarker=marker,
+            )
+            for part in page.get("Parts", []):
+                number, seen = part["PartNumber"], parts.get(part["PartNumber"])
+                if seen is None or part["LastModified"] >= seen[2]:
+                    parts[number] = (part["ETag"], part["Size"], part["LastModified"])
+            if not page.get("IsTruncated"):
+                return {number: (etag, size) for number, (etag, size, _) in parts.items()}
+            marker = int(page["NextPartNumberMarker"])
+
+    async def complete(self, ref: StorageRef, length: int) -> None:
+        """Copy the last tail into the last part (inside S3) and complete the multipart upload.
+
+        Repeating it after a crash is harmless: a finished object of the right size is left as it is.
+        """
+        upload = _Upload.of(ref)
+        if length == 0:  # S3 cannot complete a multipart upload without parts
+            await self.put(upload.key, b"")
+            await self._abort(upload)
+            return
+        try:
+            listed = await self._list_parts(upload)
+        except BlobNotFoundError:
+            if await self._object_size(upload.key) != length:
+                raise
+            return
+        full, rest = divmod(length, upload.part_size)
+        parts = [self._listed_part(listed, number, upload) for number in range(1, full + 1)]
+        if rest:
+            source = tail_key(upload.key, full + 1)
+            parts.append({"PartNumber": full + 1, "ETag": await self._copy_part(upload, full + 1, source, 0, rest)})
+        await self._finish(upload, parts)
+
+    def _listed_part(self, listed: dict[int, tuple[str, int]], number: int, upload: _Upload) -> dict[str, Any]:
+        etag, size = listed.get(number, ("", 0))
+        if size != upload.part_size:
+            raise StorageError(f"part {number} of {upload.key} is missing or short ({size} bytes)")
+        return {"PartNumber": number, "ETag": etag}
+
+    async def _copy_part(self, upload: _Upload, number: int, source: str, start: int, end: int) -> str:
+        answer = await self._call(
+            f"copy {source} into part {number} of {upload.key}",
+            "upload_part_copy",
+            Key=upload.key,
+            UploadId=upload.upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.options.bucket, "Key": source},
+            CopySourceRange=f"bytes={start}-{end - 1}",
+        )
+        etag: str = answer["CopyPartResult"]["ETag"]
+        return etag
+
+    async def _finish(self, upload: _Upload, parts: list[dict[str, Any]]) -> None:
+        await self._call(
+            f"complete {upload.key}",
+            "complete_multipart_upload",
+            Key=upload.key,
+            UploadId=upload.upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        await self._delete_tails(upload.key)
+
+    async def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the finished object (or a byte range of it) in pieces of READ_CHUNK bytes."""
+        if end is not None and end <= start:
+            return
+        byte_range = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end else {}
+        answer = await self._call(f"read {ref.key}", "get_object", Key=ref.key, **byte_range)
+        body = answer["Body"]
+        try:
+            while True:
+                with s3_errors(f"read {ref.key}"):
+                    piece: bytes = await body.read(READ_CHUNK)
+                if not piece:
+                    return
+                yield piece
+        finally:
+            body.close()
+
+    async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
+        """Join finished uploads into `ref` inside S3 (UploadPartCopy of byte ranges), gathering only
+        ranges under 5 MiB through the server; completes the multipart upload."""
+        upload = _Upload.of(ref)
+        sources = [part.key for part in parts]
+        sizes = [await self._object_size(source) for source in sources]
+        try:
+            plan = plan_concat(sizes)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from exc
+        if not plan:
+            await self.put(upload.key, b"")
+            await self._abort(upload)
+            return
+        etags: dict[int, str] = {}
+        limiter = anyio.CapacityLimiter(self.options.part_concurrency)
+
+        async def build(target: TargetPart) -> None:
+            async with limiter:
+                etags[target.number] = await self._build_part(upload, target, sources)
+
+        try:
+            await _run_all([partial(build, target) for target in plan])
+            await self._finish(upload, [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)])
+        except BlobNotFoundError:  # joined before (a crash before the record): the object is there
+            if await self._object_size(upload.key) != sum(sizes):
+                raise
+
+    async def _build_part(self, upload: _Upload, target: TargetPart, sources: list[str]) -> str:
+        if target.copied:
+            segment = target.segments[0]
+            return await self._copy_part(upload, target.number, sources[segment.source], segment.start, segment.end)
+        reserved = await self.budget.acquire(target.size)
+        try:
+            pieces = [await self.get_range(sources[s.source], s.start, s.end) for s in target.segments]
+            return await self.upload_part(upload, target.number, b"".join(pieces))
+        finally:
+            self.budget.release(reserved)
+
+    async def delete(self, ref: StorageRef) -> None:
+        """Abort the multipart upload and remove the object and every tail object; idempotent."""
+        if "upload_id" in ref.extra:
+            await self._abort(_Upload.of(ref))
+        await self._delete_tails(ref.key)
+        await self._call(f"delete {ref.key}", "delete_object", Key=ref.key)
+
+    async def _abort(self, upload: _Upload) -> None:
+        with suppress(BlobNotFoundError):  # completed or aborted already
+            await self._call(f"abort {upload.key}", "abort_multipart_upload", Key=upload.key, UploadId=upload.upload_id)
+
+    async def _delete_tails(self, key: str) -> None:
+        listing = await self._call(f"list tails of {key}", "list_objects_v2", Prefix=tail_prefix(key))
+        for item in listing.get("Contents", []):
+            await self._call(f"delete {item['Key']}", "delete_object", Key=item["Key"])
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._stack.aclose()
+        self._client = None
+
+
+class _PartWriter:
+    """One append: fills part buffers from the body and uploads each one that is full."""
+
+    def __init__(self, storage: S3Storage, upload: _Upload, offset: int) -> None:
+        self.storage, self.upload, self.position = storage, upload, offset
+        self.part_number = offset // upload.part_size + 1
+        self.part_start = (self.part_number - 1) * upload.part_size
+        self.buffer = bytearray()
+        self.reserved = 0
+        self.tasks: TaskGroup | None = None
+        self.slots = anyio.Semaphore(storage.options.part_concurrency)
+        self.failure: StorageError | None = None
+        self.new_bytes = False
+
+    async def load_tail(self) -> None:
+        """Start from the recorded bytes of the part being filled (dropping any unacknowledged rest)."""
+        await self._reserve()
+        kept = self.position - self.part_start
+        if kept:
+            source = tail_key(self.upload.key, self.part_number)
+            try:
+                self.buffer += await self.storage.get_range(source, 0, kept)
+            except BlobNotFoundError:
+                raise StorageError(f"{source} is gone: fewer bytes than the recorded offset") from None
+            if len(self.buffer) != kept:
+                raise StorageError(f"{source} holds fewer bytes than the recorded offset")
+
+    async def _reserve(self) -> None:
+        size = self.upload.part_size
+        if self.upload.length is not None:
+            size = min(size, self.upload.length - self.part_start)
+        self.reserved = await self.storage.budget.acquire(max(size, 1))
+
+    async def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            take = self.upload.part_size - len(self.buffer)
+            self.buffer += view[:take]
+            self.position += min(take, len(view))
+            self.new_bytes = True
+            view = view[take:]
+            if len(self.buffer) == self.upload.part_size:
+                await self._send_full_part()
+
+    async def _send_full_part(self) -> None:
+        await self.slots.acquire()
+        data, reserved, number = self.buffer, self.reserved, self.part_number
+        self.buffer, self.reserved = bytearray(), 0
+        self.part_number += 1
+        self.part_start += self.upload.part_size
+        assert self.tasks is not None
+        self.tasks.start_soon(self._upload, number, data, reserved)
+        await self._reserve()
+
+    async def _upload(self, number: int, data: bytearray, reserved: int) -> None:
+        try:
+            await self.storage.upload_part(self.upload, number, data)
+        except StorageError as exc:
+            self.failure = self.failure or exc
+            assert self.tasks is not None
+            self.tasks.cancel_scope.cancel()
+        finally:
+            del data
+            self.storage.budget.release(reserved)
+            self.slots.release()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def flush_tail(self) -> None:
+        """Store the bytes of the part still being filled, under that part's own tail object."""
+        if self.new_bytes and self.buffer:
+            await self.storage.put(tail_key(self.upload.key, self.part_number), self.buffer)
+
+    def release(self) -> None:
+        self.storage.budget.release(self.reserved)
+        self.reserved = 0
+
+
+async def _run_all(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run `jobs` concurrently; the first storage error cancels the rest and is raised as itself."""
+    failure: list[StorageError] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def run(job: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await job()
+            except StorageError as exc:
+                failure.append(exc)
+                tasks.cancel_scope.cancel()
+
+        for job in jobs:
+            tasks.start_soon(run, job)
+    if failure:
+        raise failure[0]

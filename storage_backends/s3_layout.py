@@ -1,0 +1,134 @@
+"""Pure arithmetic of the S3 backend: how tus offsets map onto multipart-upload parts.
+
+An upload has one fixed part size P (`part_size_for`). Byte `n` lives in part `n // P + 1`; a
+part is uploaded only once it is full, and the bytes of the part being filled (the *tail*) live
+in a small object of their own named after that part's number (`tail_key`). Because each tail
+object belongs to one part, a request that crosses a part boundary writes a new tail object
+instead of overwriting the one the recorded offset still needs: the acknowledged bytes are
+always in S3, whatever step a crash interrupts (PEERS.md: tusd's non-atomic `.part` handoff).
+
+Concatenation (`plan_concat`) maps byte ranges of finished objects onto the new upload's parts:
+a range of at least 5 MiB (or the last one) is copied inside S3 (UploadPartCopy); shorter
+ranges are gathered into one part that passes through the server, at most 2 x 5 MiB at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "MAX_OBJECT_SIZE",
+    "MAX_PARTS",
+    "MAX_PART_SIZE",
+    "MIN_PART_SIZE",
+    "MiB",
+    "Segment",
+    "TargetPart",
+    "part_size_for",
+    "plan_concat",
+    "tail_key",
+    "tail_prefix",
+]
+
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB  # S3: every part but the last
+MAX_PART_SIZE = 5 * 1024 * MiB
+MAX_PARTS = 10_000
+MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB  # 5 TiB
+
+
+def part_size_for(length: int | None, *, preferred: int, deferred: int) -> int:
+    """The part size of a new upload: `preferred`, or larger so that `length` fits 10,000 parts.
+
+    Rounded up to whole MiB; a deferred-length upload (None) gets `deferred`, which caps its
+    length at `deferred * MAX_PARTS`.
+
+    Raises:
+        ValueError: `length` exceeds the 5 TiB object limit.
+    """
+    if length is None:
+        return deferred
+    if length > MAX_OBJECT_SIZE:
+        raise ValueError(f"an S3 object holds at most {MAX_OBJECT_SIZE} bytes")
+    needed = -(-length // MAX_PARTS)
+    size = max(preferred, MIN_PART_SIZE, -(-needed // MiB) * MiB)
+    return min(size, MAX_PART_SIZE)
+
+
+def tail_prefix(key: str) -> str:
+    """The prefix of every tail object of the upload stored under `key`."""
+    return f"{key}.tail-"
+
+
+def tail_key(key: str, part_number: int) -> str:
+    """The object holding the first bytes of part `part_number` while that part is not full."""
+    return f"{tail_prefix(key)}{part_number:05d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Bytes `start` to `end` (exclusive) of source object number `source`."""
+
+    source: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPart:
+    """One part of the joined upload: copied inside S3 if it is a single segment, else gathered."""
+
+    number: int
+    segments: tuple[Segment, ...]
+
+    @property
+    def copied(self) -> bool:
+        return len(self.segments) == 1
+
+    @property
+    def size(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+
+def plan_concat(sizes: list[int], *, min_part: int = MIN_PART_SIZE, max_part: int = MAX_PART_SIZE) -> list[TargetPart]:
+    """The parts of an upload that joins sources of `sizes`, in order.
+
+    Every part but the last is between `min_part` and `max_part` bytes (S3's rules). Ranges of a
+    source that can stand alone become copied parts; shorter ones are gathered with their
+    neighbours into a part of at least `min_part` bytes (and under 2 x `min_part`).
+
+    Raises:
+        ValueError: the join needs more than 10,000 parts.
+    """
+    groups: list[list[Segment]] = []
+    gathering: list[Segment] = []
+    for source, size in enumerate(sizes):
+        position = 0
+        if gathering and size:  # top up the gathered part from this source first
+            take = min(size, min_part - sum(segment.size for segment in gathering))
+            gathering.append(Segment(source, 0, take))
+            position = take
+            if sum(segment.size for segment in gathering) >= min_part:
+                groups.append(gathering)
+                gathering = []
+        remaining = size - position
+        if remaining >= min_part:
+            groups.extend([segment] for segment in _split(source, position, size, max_part))
+        elif remaining:
+            gathering.append(Segment(source, position, size))
+    if gathering:
+        groups.append(gathering)
+    if len(groups) > MAX_PARTS:
+        raise ValueError(f"joining these uploads needs {len(groups)} parts, more than S3's {MAX_PARTS}")
+    return [TargetPart(number, tuple(group)) for number, group in enumerate(groups, start=1)]
+
+
+def _split(source: int, start: int, end: int, max_part: int) -> list[Segment]:
+    """`start`..`end` in equal pieces of at most `max_part` bytes (each at least half of it)."""
+    count = -(-(end - start) // max_part)
+    step = -(-(end - start) // count)
+    return [Segment(source, offset, min(offset + step, end)) for offset in range(start, end, step)]

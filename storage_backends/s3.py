@@ -13,16 +13,17 @@ reserved from one `ByteBudget` shared by all requests, and each request uploads 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, ClassVar
 
 import anyio
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from anyio.abc import TaskGroup
 from botocore.exceptions import (
     BotoCoreError,
@@ -41,6 +42,7 @@ from storage_backends.s3_layout import (
     MAX_OBJECT_SIZE,
     MAX_PARTS,
     MiB,
+    TailHeader,
     TargetPart,
     part_size_for,
     plan_concat,
@@ -49,6 +51,8 @@ from storage_backends.s3_layout import (
 )
 
 __all__ = ["S3Options", "S3Storage"]
+
+logger = logging.getLogger("tusserver.s3")
 
 READ_CHUNK = 256 * 1024
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
@@ -130,6 +134,12 @@ def s3_errors(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: {exc}") from exc
 
 
+@cache
+def _session() -> AioSession:
+    # One per process: a session loads botocore's service models once (~0.1 s per new session).
+    return get_session()
+
+
 class S3Storage:
     """Stores each upload as an S3 multipart upload; see the module docstring for the layout.
 
@@ -169,7 +179,7 @@ class S3Storage:
                     connect_timeout=10,
                     read_timeout=60,
                 )
-                creator = get_session().create_client(
+                creator = _session().create_client(
                     "s3", endpoint_url=self.options.endpoint, region_name=self.options.region, config=config
                 )
                 self._client = await self._stack.enter_async_context(creator)
@@ -201,20 +211,28 @@ class S3Storage:
         """Fill parts from `offset` on, upload each full one, keep the rest as the tail object."""
         upload = _Upload.of(ref)
         writer = _PartWriter(self, upload, offset)
-        await writer.load_tail()
         try:
+            behind = await writer.load_tail()
             async with anyio.create_task_group() as tasks:
                 writer.tasks = tasks
+                if behind is not None:  # the recorded offset is past it: nothing needs it any more
+                    tasks.start_soon(self._delete_quietly, tail_key(upload.key, behind))
                 async for chunk in chunks:
                     await writer.write(chunk)
                     writer.raise_failure()
-                await writer.flush_tail()
         except BaseExceptionGroup as group:
             raise writer.failure or group from None
         finally:
             writer.release()
         writer.raise_failure()
+        await writer.write_tail()
         return writer.position
+
+    async def _delete_quietly(self, key: str) -> None:
+        try:
+            await self._call(f"delete {key}", "delete_object", Key=key)
+        except StorageError as exc:  # garbage at worst, removed with the upload
+            logger.info("could not delete %s: %s", key, exc)
 
     async def upload_part(self, upload: _Upload, number: int, data: bytes | bytearray | memoryview) -> str:
         answer = await self._call(
@@ -242,46 +260,56 @@ class S3Storage:
             body.close()
         return data
 
+    async def get(self, key: str) -> bytes:
+        """A whole small object (a tail: at most one part and its header)."""
+        answer = await self._call(f"read {key}", "get_object", Key=key)
+        body = answer["Body"]
+        try:
+            with s3_errors(f"read {key}"):
+                data: bytes = await body.read()
+        finally:
+            body.close()
+        return data
+
+    async def read_tail(self, upload: _Upload, part_number: int) -> tuple[TailHeader, int, memoryview]:
+        """The header of the tail object of `part_number`, where its bytes start, and those bytes.
+
+        Raises:
+            BlobNotFoundError: there is no such tail object.
+            StorageError: the object is not a tail.
+        """
+        source = tail_key(upload.key, part_number)
+        data = await self.get(source)
+        try:
+            header, size = TailHeader.decode(data)
+        except ValueError:
+            raise StorageError(f"{source} is not a tail object") from None
+        return header, size, memoryview(data)[size:]
+
     async def stored_length(self, ref: StorageRef) -> int:
-        """The finished object's size, or the bytes in full parts plus the next part's tail."""
+        """The finished object's size, or the bytes in full parts plus those of the latest tail."""
         upload = _Upload.of(ref)
+        listing = await self._call(f"list tails of {ref.key}", "list_objects_v2", Prefix=tail_prefix(ref.key))
+        numbers = [int(item["Key"].rsplit("-", 1)[1]) for item in listing.get("Contents", [])]
+        if not numbers:
+            try:
+                return await self._object_size(ref.key)
+            except BlobNotFoundError:
+                await self._call(f"list parts of {ref.key}", "list_parts", Key=ref.key, UploadId=upload.upload_id)
+                return 0  # a new upload: nothing stored yet
+        header, _, tail = await self.read_tail(upload, max(numbers))
+        return len(header.etags) * upload.part_size + len(tail)
+
+    async def _has_object(self, key: str, size: int) -> bool:
         try:
-            parts = await self._list_parts(upload)
+            return await self._object_size(key) == size
         except BlobNotFoundError:
-            return await self._object_size(upload.key)
-        number = 1
-        while parts.get(number, ("", 0))[1] == upload.part_size:
-            number += 1
-        try:
-            tail = await self._object_size(tail_key(upload.key, number))
-        except BlobNotFoundError:
-            tail = 0
-        return (number - 1) * upload.part_size + tail
+            return False
 
     async def _object_size(self, key: str) -> int:
         answer = await self._call(f"head {key}", "head_object", Key=key)
         size: int = answer["ContentLength"]
         return size
-
-    async def _list_parts(self, upload: _Upload) -> dict[int, tuple[str, int]]:
-        """Part number -> (ETag, size); of a part uploaded twice, the later one (SeaweedFS lists both)."""
-        parts: dict[int, tuple[str, int, Any]] = {}
-        marker = 0
-        while True:
-            page = await self._call(
-                f"list parts of {upload.key}",
-                "list_parts",
-                Key=upload.key,
-                UploadId=upload.upload_id,
-                PartNumberMarker=marker,
-            )
-            for part in page.get("Parts", []):
-                number, seen = part["PartNumber"], parts.get(part["PartNumber"])
-                if seen is None or part["LastModified"] >= seen[2]:
-                    parts[number] = (part["ETag"], part["Size"], part["LastModified"])
-            if not page.get("IsTruncated"):
-                return {number: (etag, size) for number, (etag, size, _) in parts.items()}
-            marker = int(page["NextPartNumberMarker"])
 
     async def complete(self, ref: StorageRef, length: int) -> None:
         """Copy the last tail into the last part (inside S3) and complete the multipart upload.
@@ -293,24 +321,20 @@ class S3Storage:
             await self.put(upload.key, b"")
             await self._abort(upload)
             return
+        last = length // upload.part_size + 1
         try:
-            listed = await self._list_parts(upload)
-        except BlobNotFoundError:
+            header, start, tail = await self.read_tail(upload, last)
+            rest = length - len(header.etags) * upload.part_size
+            if len(header.etags) != last - 1 or len(tail) < rest:
+                raise StorageError(f"the last tail of {upload.key} holds fewer bytes than {length}")
+            parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(header.etags, start=1)]
+            if rest:
+                etag = await self._copy_part(upload, last, tail_key(upload.key, last), start, start + rest)
+                parts.append({"PartNumber": last, "ETag": etag})
+            await self._finish(upload, parts)
+        except BlobNotFoundError:  # completed before (a crash before the record): the object is there
             if await self._object_size(upload.key) != length:
                 raise
-            return
-        full, rest = divmod(length, upload.part_size)
-        parts = [self._listed_part(listed, number, upload) for number in range(1, full + 1)]
-        if rest:
-            source = tail_key(upload.key, full + 1)
-            parts.append({"PartNumber": full + 1, "ETag": await self._copy_part(upload, full + 1, source, 0, rest)})
-        await self._finish(upload, parts)
-
-    def _listed_part(self, listed: dict[int, tuple[str, int]], number: int, upload: _Upload) -> dict[str, Any]:
-        etag, size = listed.get(number, ("", 0))
-        if size != upload.part_size:
-            raise StorageError(f"part {number} of {upload.key} is missing or short ({size} bytes)")
-        return {"PartNumber": number, "ETag": etag}
 
     async def _copy_part(self, upload: _Upload, number: int, source: str, start: int, end: int) -> str:
         answer = await self._call(
@@ -358,6 +382,8 @@ class S3Storage:
         upload = _Upload.of(ref)
         sources = [part.key for part in parts]
         sizes = [await self._object_size(source) for source in sources]
+        if await self._has_object(upload.key, sum(sizes)):
+            return  # joined before (a crash before the record); finished parts never change
         try:
             plan = plan_concat(sizes)
         except ValueError as exc:
@@ -373,12 +399,8 @@ class S3Storage:
             async with limiter:
                 etags[target.number] = await self._build_part(upload, target, sources)
 
-        try:
-            await _run_all([partial(build, target) for target in plan])
-            await self._finish(upload, [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)])
-        except BlobNotFoundError:  # joined before (a crash before the record): the object is there
-            if await self._object_size(upload.key) != sum(sizes):
-                raise
+        await _run_all([partial(build, target) for target in plan])
+        await self._finish(upload, [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)])
 
     async def _build_part(self, upload: _Upload, target: TargetPart, sources: list[str]) -> str:
         if target.copied:
@@ -414,12 +436,13 @@ class S3Storage:
 
 
 class _PartWriter:
-    """One append: fills part buffers from the body and uploads each one that is full."""
+    """One append: fills part buffers from the body, uploads each full one, then writes the tail."""
 
     def __init__(self, storage: S3Storage, upload: _Upload, offset: int) -> None:
         self.storage, self.upload, self.position = storage, upload, offset
-        self.part_number = offset // upload.part_size + 1
+        self.started_in = self.part_number = offset // upload.part_size + 1
         self.part_start = (self.part_number - 1) * upload.part_size
+        self.etags: list[str] = []
         self.buffer = bytearray()
         self.reserved = 0
         self.tasks: TaskGroup | None = None
@@ -427,18 +450,23 @@ class _PartWriter:
         self.failure: StorageError | None = None
         self.new_bytes = False
 
-    async def load_tail(self) -> None:
-        """Start from the recorded bytes of the part being filled (dropping any unacknowledged rest)."""
+    async def load_tail(self) -> int | None:
+        """Start from the recorded bytes of the part being filled (dropping any unacknowledged rest)
+        and the ETags of the parts before it; returns a tail that is no longer needed, if any."""
         await self._reserve()
+        if self.position == 0:
+            return None
+        source = tail_key(self.upload.key, self.part_number)
+        try:
+            header, _, tail = await self.storage.read_tail(self.upload, self.part_number)
+        except BlobNotFoundError:
+            raise StorageError(f"{source} is gone: fewer bytes than the recorded offset") from None
         kept = self.position - self.part_start
-        if kept:
-            source = tail_key(self.upload.key, self.part_number)
-            try:
-                self.buffer += await self.storage.get_range(source, 0, kept)
-            except BlobNotFoundError:
-                raise StorageError(f"{source} is gone: fewer bytes than the recorded offset") from None
-            if len(self.buffer) != kept:
-                raise StorageError(f"{source} holds fewer bytes than the recorded offset")
+        if len(header.etags) != self.part_number - 1 or len(tail) < kept:
+            raise StorageError(f"{source} holds fewer bytes than the recorded offset")
+        self.etags = list(header.etags)
+        self.buffer += tail[:kept]
+        return header.started_in if header.started_in < self.part_number else None
 
     async def _reserve(self) -> None:
         size = self.upload.part_size
@@ -461,6 +489,7 @@ class _PartWriter:
         await self.slots.acquire()
         data, reserved, number = self.buffer, self.reserved, self.part_number
         self.buffer, self.reserved = bytearray(), 0
+        self.etags.append("")  # filled in when the upload answers
         self.part_number += 1
         self.part_start += self.upload.part_size
         assert self.tasks is not None
@@ -469,7 +498,7 @@ class _PartWriter:
 
     async def _upload(self, number: int, data: bytearray, reserved: int) -> None:
         try:
-            await self.storage.upload_part(self.upload, number, data)
+            self.etags[number - 1] = await self.storage.upload_part(self.upload, number, data)
         except StorageError as exc:
             self.failure = self.failure or exc
             assert self.tasks is not None
@@ -483,10 +512,12 @@ class _PartWriter:
         if self.failure is not None:
             raise self.failure
 
-    async def flush_tail(self) -> None:
-        """Store the bytes of the part still being filled, under that part's own tail object."""
-        if self.new_bytes and self.buffer:
-            await self.storage.put(tail_key(self.upload.key, self.part_number), self.buffer)
+    async def write_tail(self) -> None:
+        """Record the ETags of all full parts and the bytes of the part still being filled, under
+        that part's own tail object; called once every part upload has answered."""
+        if self.new_bytes:
+            header = TailHeader(self.started_in, tuple(self.etags)).encode()
+            await self.storage.put(tail_key(self.upload.key, self.part_number), header + self.buffer)
 
     def release(self) -> None:
         self.storage.budget.release(self.reserved)

@@ -7,6 +7,11 @@ object belongs to one part, a request that crosses a part boundary writes a new 
 instead of overwriting the one the recorded offset still needs: the acknowledged bytes are
 always in S3, whatever step a crash interrupts (PEERS.md: tusd's non-atomic `.part` handoff).
 
+Every request that stores bytes ends by writing its tail object, which starts with a header
+(`TailHeader`) listing the ETag of every full part so far: the ETags come from the upload
+requests themselves, never from ListParts, which cannot tell two uploads of one part number
+apart (SeaweedFS lists both, in random order; SERVICES.md §2). Completion reads the last tail.
+
 Concatenation (`plan_concat`) maps byte ranges of finished objects onto the new upload's parts:
 a range of at least 5 MiB (or the last one) is copied inside S3 (UploadPartCopy); shorter
 ranges are gathered into one part that passes through the server, at most 2 x 5 MiB at a time.
@@ -14,6 +19,7 @@ ranges are gathered into one part that passes through the server, at most 2 x 5 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "MiB",
     "Segment",
+    "TailHeader",
     "TargetPart",
     "part_size_for",
     "plan_concat",
@@ -63,6 +70,34 @@ def tail_prefix(key: str) -> str:
 def tail_key(key: str, part_number: int) -> str:
     """The object holding the first bytes of part `part_number` while that part is not full."""
     return f"{tail_prefix(key)}{part_number:05d}"
+
+
+_TAIL_MAGIC = b"tus-s3-tail/1 "
+
+
+@dataclass(frozen=True, slots=True)
+class TailHeader:
+    """The start of a tail object: the ETags of parts 1..n, and the part its writer started in
+    (whose own tail the next request may delete once it is behind the recorded offset)."""
+
+    started_in: int
+    etags: tuple[str, ...]
+
+    def encode(self) -> bytes:
+        return _TAIL_MAGIC + json.dumps({"from": self.started_in, "etags": self.etags}).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, data: bytes) -> tuple[TailHeader, int]:
+        """The header at the start of `data` and its length, where the part's bytes begin.
+
+        Raises:
+            ValueError: `data` does not start with a tail header.
+        """
+        end = data.find(b"\n")
+        if not data.startswith(_TAIL_MAGIC) or end < 0:
+            raise ValueError("not a tail object")
+        fields = json.loads(data[len(_TAIL_MAGIC) : end])
+        return cls(int(fields["from"]), tuple(str(etag) for etag in fields["etags"])), end + 1
 
 
 @dataclass(frozen=True, slots=True)

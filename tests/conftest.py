@@ -1,12 +1,15 @@
-"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin; a real Redis."""
+"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin; a real Redis; real S3 servers."""
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from storage_backends.s3 import S3Options, S3Storage
 from tests.redis_server import RedisServer
+from tests.s3_server import MotoS3, SeaweedS3, aws_environment, create_bucket
 
 
 @pytest.fixture
@@ -39,3 +42,65 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One real S3 server (SeaweedFS `weed mini`) for the whole run; make a bucket per test with `create_bucket`."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """One moto S3 server process for the whole run (5 MiB minimum part size, as on AWS)."""
+    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket_name() -> str:
+    """A fresh, valid bucket name; not created: the test creates it on its server with `create_bucket`."""
+    return f"t-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test servers' credentials in the environment, where the standard AWS chain finds them."""
+    for name, value in aws_environment().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_bucket(seaweedfs: SeaweedS3) -> str:
+    """One bucket for the run: a new bucket's first write costs SeaweedFS ~0.2 s, so tests get key prefixes."""
+    create_bucket(seaweedfs.endpoint, "tusserver-tests")
+    return "tusserver-tests"
+
+
+@pytest.fixture(scope="session")
+def moto_bucket(moto_s3: MotoS3) -> str:
+    create_bucket(moto_s3.endpoint, "tusserver-tests")
+    return "tusserver-tests"
+
+
+def _s3_storage(endpoint: str, bucket: str) -> S3Storage:
+    """A storage of the test's own: a fresh key prefix in the session's bucket."""
+    return S3Storage(S3Options(bucket=bucket, prefix=f"{uuid.uuid4().hex}/", endpoint=endpoint, region="us-east-1"))
+
+
+@pytest.fixture
+def s3_storage_on_seaweedfs(seaweedfs: SeaweedS3, seaweedfs_bucket: str, aws_credentials: None) -> S3Storage:
+    """An S3Storage on the session's SeaweedFS, under a fresh prefix; the caller closes it (`aclose`)."""
+    return _s3_storage(seaweedfs.endpoint, seaweedfs_bucket)
+
+
+@pytest.fixture
+def s3_storage_on_moto(moto_s3: MotoS3, moto_bucket: str, aws_credentials: None) -> S3Storage:
+    """An S3Storage on the session's moto server (AWS's error codes, the 5 MiB rule), under a fresh
+    prefix; the caller closes it (`aclose`)."""
+    return _s3_storage(moto_s3.endpoint, moto_bucket)

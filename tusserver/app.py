@@ -31,7 +31,7 @@ from tusserver.state.base import UploadStateStore
 from tusserver.state.sqlite import SQLiteStateStore
 from tusserver.urls import TrustedProxies
 
-__all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app"]
+__all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app", "default_storage"]
 
 logger = logging.getLogger("tusserver")
 
@@ -73,7 +73,7 @@ def create_app(
         `app.state.tus` holds the `TusContext`.
     """
     settings = settings or Settings()
-    storage = storage or _default_storage(settings)
+    storage = storage or default_storage(settings)
     if settings.redis_url is not None and (state is None or locker is None):
         state, locker = _redis_parts(settings, state, locker)
     tus = TusContext(
@@ -114,7 +114,7 @@ def create_app(
     return app
 
 
-def _default_storage(settings: Settings) -> StorageBackend:
+def default_storage(settings: Settings) -> StorageBackend:
     """Local files, or S3 (imported only when configured: aiobotocore is an extra)."""
     if settings.storage == "local":
         return LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import anyio
 from pydantic import ValidationError
 
-from tusserver.app import create_app
+from storage_backends.base import SupportsOpen
+from storage_backends.errors import StorageError
+from tusserver.app import create_app, default_storage
 from tusserver.cleanup import remove_expired
 from tusserver.context import TusContext
 from tusserver.servers import run
@@ -163,11 +165,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args.pop(0) if args and args[0] in COMMANDS else "serve"
     settings = parse_args(args, dict(os.environ))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        anyio.run(_check_storage, settings)
+    except (StorageError, RuntimeError) as exc:
+        raise SystemExit(f"tusserver: {exc}") from None
     if command == "cleanup":
         removed = anyio.run(_cleanup, settings)
         print(f"removed {len(removed)} expired upload(s)", *removed, sep="\n")
     else:
         run(settings)
+
+
+async def _check_storage(settings: Settings) -> None:
+    """Fail before serving, with one line, when the storage cannot be used (a missing S3 bucket)."""
+    storage = default_storage(settings)
+    try:
+        if isinstance(storage, SupportsOpen):
+            await storage.open()
+    finally:
+        await storage.aclose()
 
 
 async def _cleanup(settings: Settings) -> list[str]:

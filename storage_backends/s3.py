@@ -212,7 +212,14 @@ class S3Storage:
         upload = _Upload.of(ref)
         writer = _PartWriter(self, upload, offset)
         try:
-            behind = await writer.load_tail()
+            try:
+                behind = await writer.load_tail()
+            except BlobNotFoundError:
+                if upload.length is None or not await self._has_object(upload.key, upload.length):
+                    raise
+                # Completed before the server could record it (a crash): the object holds every byte
+                # the client sends again, so they count as stored.
+                return min(upload.length, offset + await _count(chunks))
             async with anyio.create_task_group() as tasks:
                 writer.tasks = tasks
                 if behind is not None:  # the recorded offset is past it: nothing needs it any more
@@ -457,10 +464,7 @@ class _PartWriter:
         if self.position == 0:
             return None
         source = tail_key(self.upload.key, self.part_number)
-        try:
-            header, _, tail = await self.storage.read_tail(self.upload, self.part_number)
-        except BlobNotFoundError:
-            raise StorageError(f"{source} is gone: fewer bytes than the recorded offset") from None
+        header, _, tail = await self.storage.read_tail(self.upload, self.part_number)
         kept = self.position - self.part_start
         if len(header.etags) != self.part_number - 1 or len(tail) < kept:
             raise StorageError(f"{source} holds fewer bytes than the recorded offset")
@@ -522,6 +526,10 @@ class _PartWriter:
     def release(self) -> None:
         self.storage.budget.release(self.reserved)
         self.reserved = 0
+
+
+async def _count(chunks: AsyncIterable[bytes]) -> int:
+    return sum([len(chunk) async for chunk in chunks])
 
 
 async def _run_all(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:

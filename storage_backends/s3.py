@@ -296,8 +296,7 @@ class S3Storage:
     async def stored_length(self, ref: StorageRef) -> int:
         """The finished object's size, or the bytes in full parts plus those of the latest tail."""
         upload = _Upload.of(ref)
-        listing = await self._call(f"list tails of {ref.key}", "list_objects_v2", Prefix=tail_prefix(ref.key))
-        numbers = [int(item["Key"].rsplit("-", 1)[1]) for item in listing.get("Contents", [])]
+        numbers = [int(tail.rsplit("-", 1)[1]) for tail in await self._tail_keys(ref.key)]
         if not numbers:
             try:
                 return await self._object_size(ref.key)
@@ -432,9 +431,19 @@ class S3Storage:
             await self._call(f"abort {upload.key}", "abort_multipart_upload", Key=upload.key, UploadId=upload.upload_id)
 
     async def _delete_tails(self, key: str) -> None:
+        """Delete every tail object of `key`, a page of up to 1,000 per DeleteObjects call."""
+        while keys := await self._tail_keys(key):
+            objects = [{"Key": tail} for tail in keys]
+            answer = await self._call(
+                f"delete tails of {key}", "delete_objects", Delete={"Objects": objects, "Quiet": True}
+            )
+            if answer.get("Errors"):
+                failed = answer["Errors"][0]
+                raise StorageError(f"cannot delete {failed.get('Key')}: {failed.get('Code')} {failed.get('Message')}")
+
+    async def _tail_keys(self, key: str) -> list[str]:
         listing = await self._call(f"list tails of {key}", "list_objects_v2", Prefix=tail_prefix(key))
-        for item in listing.get("Contents", []):
-            await self._call(f"delete {item['Key']}", "delete_object", Key=item["Key"])
+        return [item["Key"] for item in listing.get("Contents", [])]
 
     async def aclose(self) -> None:
         """Close the client's connections."""

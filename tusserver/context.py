@@ -49,16 +49,25 @@ class TusContext:
         complete, settings = info.is_complete, self.settings
         return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
 
+    def __post_init__(self) -> None:
+        # Decided once: an isinstance check against a runtime Protocol costs microseconds per request.
+        storage, configured = self.storage, self.settings.max_size
+        self._max_size = self._max_deferred = configured
+        if isinstance(storage, SupportsLimits):
+            self._max_size = _smallest(configured, storage.max_length)
+            self._max_deferred = _smallest(configured, storage.max_deferred_length)
+
     def max_size(self, *, deferred: bool = False) -> int | None:
         """The largest upload: the configured limit, capped by the storage's largest object, or for a
         deferred-length upload by its largest deferred length (its part size was fixed blind)."""
-        limits = [self.settings.max_size]
-        if isinstance(self.storage, SupportsLimits):
-            limits.append(self.storage.max_deferred_length if deferred else self.storage.max_length)
-        known = [limit for limit in limits if limit is not None]
-        return min(known) if known else None
+        return self._max_deferred if deferred else self._max_size
 
     async def aclose(self) -> None:
         """Close the state store and the storage."""
         await self.state.aclose()
         await self.storage.aclose()
+
+
+def _smallest(*limits: int | None) -> int | None:
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None

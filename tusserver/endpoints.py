@@ -74,6 +74,7 @@ class Endpoints:
 
     def __init__(self, tus: TusContext) -> None:
         self.tus = tus
+        self._peeking = tus.state if isinstance(tus.state, SupportsPeek) else None
 
     def route(self, handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
         """One endpoint for a URL: pick the handler by method, render its `TusResponse`, or the
@@ -155,8 +156,8 @@ class Endpoints:
 
     async def _peek(self, upload_id: str) -> tuple[UploadInfo, bool]:
         """The record and whether a request holds its lock: one round trip with Redis."""
-        if isinstance(self.tus.state, SupportsPeek):
-            return await self.tus.state.peek(upload_id)
+        if self._peeking is not None:
+            return await self._peeking.peek(upload_id)
         info = await self.tus.state.get(upload_id)
         return info, not info.is_complete and await self.tus.locker.held(upload_id)
 

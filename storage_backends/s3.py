@@ -13,6 +13,7 @@ reserved from one `ByteBudget` shared by all requests, and each request uploads 
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -241,20 +242,22 @@ class S3Storage:
         except StorageError as exc:  # garbage at worst, removed with the upload
             logger.info("could not delete %s: %s", key, exc)
 
-    async def upload_part(self, upload: _Upload, number: int, data: bytes | bytearray | memoryview) -> str:
+    async def upload_part(self, upload: _Upload, number: int, data: bytes | bytearray) -> str:
         answer = await self._call(
             f"part {number} of {upload.key}",
             "upload_part",
             Key=upload.key,
             UploadId=upload.upload_id,
             PartNumber=number,
-            Body=bytes(data) if isinstance(data, memoryview) else data,
+            Body=_BufferReader(data),
+            ContentLength=len(data),
         )
         etag: str = answer["ETag"]
         return etag
 
     async def put(self, key: str, data: bytes | bytearray, **params: Any) -> None:
-        await self._call(f"put {key}", "put_object", Key=key, Body=data, **params)
+        body = _BufferReader(data)
+        await self._call(f"put {key}", "put_object", Key=key, Body=body, ContentLength=len(data), **params)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes `start` to `end` (exclusive) of an object: small ranges only (tails, gathered parts)."""
@@ -449,6 +452,41 @@ class S3Storage:
         """Close the client's connections."""
         await self._stack.aclose()
         self._client = None
+
+
+class _BufferReader(io.RawIOBase):
+    """A buffered part as a file that the HTTP client reads piece by piece.
+
+    Given bytes or a bytearray, aiohttp copies the whole body two or three times while sending it
+    (slices, a join with the headers, the transport's buffer), so a part would cost ~3x what the
+    budget reserved for it. Read in pieces, it costs one piece at a time. Seekable, so botocore can
+    rewind it for a retry.
+    """
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._view[self._position : self._position + len(buffer)]
+        buffer[: len(piece)] = piece
+        self._position += len(piece)
+        return len(piece)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
 
 class _PartWriter:

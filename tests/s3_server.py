@@ -80,11 +80,12 @@ class SeaweedS3:
         self._close_log()
 
     def stop(self) -> None:
-        """SIGTERM (weed mini exits in about 2.5 s), SIGKILL if it has not exited within 20 s."""
+        """SIGTERM (weed mini exits in about 2.5 s), SIGKILL if it has not exited within 5 s (after heavy
+        writes it sometimes hangs while stopping; its data is thrown away anyway)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(20)
+                self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close_log()

@@ -33,16 +33,24 @@ def spread(values: Sequence[float]) -> dict[str, float | int] | None:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def summarize(runs: list[dict[str, Any]], workloads: list[str], servers: list[str]) -> dict[str, Any]:
-    """Per workload and server: spreads over the kept, error-free runs; plus ratios of the medians."""
+def summarize(
+    runs: list[dict[str, Any]], workloads: list[str], servers: list[str], extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Per workload and server: spreads over the kept, error-free runs; plus ratios of the medians.
+
+    `extra` maps further metrics of the runs to the headers of their table columns (after the client CPU).
+    """
+    extra = extra or {}
     summary: dict[str, Any] = {}
     for workload in workloads:
         per_server: dict[str, Any] = {}
         for server in servers:
             slot = [run for run in runs if run["workload"] == workload and run["server"] == server and run["kept"]]
             if slot:
-                per_server[server] = _summarize_slot(slot)
+                per_server[server] = _summarize_slot(slot, list(extra))
         summary[workload] = {"servers": per_server, "ratios": _ratios(per_server)}
+        if extra:
+            summary[workload]["extra_columns"] = extra
     for workload, base in CROSS.items():
         if workload in summary and base in summary:
             summary[workload]["versus"] = {
@@ -52,7 +60,7 @@ def summarize(runs: list[dict[str, Any]], workloads: list[str], servers: list[st
     return summary
 
 
-def _summarize_slot(slot: list[dict[str, Any]]) -> dict[str, Any]:
+def _summarize_slot(slot: list[dict[str, Any]], extra_metrics: Sequence[str] = ()) -> dict[str, Any]:
     good = [run for run in slot if not run["errors"]]
     result: dict[str, Any] = {
         "runs": len(slot),
@@ -60,7 +68,7 @@ def _summarize_slot(slot: list[dict[str, Any]]) -> dict[str, Any]:
         "clean": sum(not run["usage"]["contaminated"] for run in good),
         "verified": sum(run["verified"] for run in slot),
     }
-    for metric in SUMMARY_METRICS:
+    for metric in (*SUMMARY_METRICS, *extra_metrics):
         values = [run[metric] for run in good if run.get(metric) is not None]
         result[metric] = spread(values)
     return result
@@ -116,7 +124,7 @@ def _cell(stats: dict[str, Any] | None, with_range: bool = False) -> str:
     return _number(stats["median"])
 
 
-def _columns(unit: str, cpu_label: str) -> list[str]:
+def _columns(unit: str, cpu_label: str, extra: dict[str, str]) -> list[str]:
     return [
         "server",
         f"{unit} median [min-max]",
@@ -125,12 +133,13 @@ def _columns(unit: str, cpu_label: str) -> list[str]:
         cpu_label,
         "peak RSS MB",
         "client CPU-s",
+        *extra.values(),
         "verified",
         "runs (clean)",
     ]
 
 
-def _row(label: str, stats: dict[str, Any]) -> list[str]:
+def _row(label: str, stats: dict[str, Any], extra: dict[str, str]) -> list[str]:
     return [
         label,
         _cell(stats["rate"], with_range=True),
@@ -139,6 +148,7 @@ def _row(label: str, stats: dict[str, Any]) -> list[str]:
         _cell(stats["server_cpu"]),
         _cell(stats["rss_peak_mb"]),
         _cell(stats["client_cpu_s"]),
+        *(_cell(stats.get(metric)) for metric in extra),
         f"{stats['verified']}/{stats['runs']}",
         f"{stats['ok']} ({stats['clean']})",
     ]
@@ -177,8 +187,9 @@ def table(
     out: list[str] = []
     for workload, block in summary.items():
         out.append(f"{workload}: {titles[workload]}")
-        rows = [_columns(units[workload], cpu_labels[workload])]
-        rows += [_row(labels.get(name, name), stats) for name, stats in block["servers"].items()]
+        extra = block.get("extra_columns", {})
+        rows = [_columns(units[workload], cpu_labels[workload], extra)]
+        rows += [_row(labels.get(name, name), stats, extra) for name, stats in block["servers"].items()]
         out += _render(rows)
         out += [f"  {labels.get(name, name)}: {reason}" for name, reason in absent.get(workload, {}).items()]
         out += _ratio_lines(block["ratios"], labels, units[workload])

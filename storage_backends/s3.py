@@ -265,19 +265,12 @@ class S3Storage:
         await self._call(f"put {key}", "put_object", Key=key, Body=body, ContentLength=len(data), **params)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
-        """Bytes `start` to `end` (exclusive) of an object: small ranges only (tails, gathered parts)."""
-        answer = await self._call(f"read {key}", "get_object", Key=key, Range=f"bytes={start}-{end - 1}")
-        body = answer["Body"]
-        try:
-            with s3_errors(f"read {key}"):
-                data: bytes = await body.read()
-        finally:
-            body.close()
-        return data
+        """Bytes `start` to `end` (exclusive) of an object: small ranges only (gathered parts)."""
+        return await self.get(key, Range=f"bytes={start}-{end - 1}")
 
-    async def get(self, key: str) -> bytes:
-        """A whole small object (a tail: at most one part and its header)."""
-        answer = await self._call(f"read {key}", "get_object", Key=key)
+    async def get(self, key: str, **params: Any) -> bytes:
+        """A whole small object (a tail: at most one part and its header), or a range of one."""
+        answer = await self._call(f"read {key}", "get_object", Key=key, **params)
         body = answer["Body"]
         try:
             with s3_errors(f"read {key}"):

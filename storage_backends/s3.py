@@ -13,7 +13,6 @@ reserved from one `ByteBudget` shared by all requests, and each request uploads 
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -25,7 +24,6 @@ from typing import Any, ClassVar
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from anyio.abc import TaskGroup
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -50,6 +48,7 @@ from storage_backends.s3_layout import (
     tail_key,
     tail_prefix,
 )
+from storage_backends.s3_parts import BufferReader, PartWriter
 
 __all__ = ["S3Options", "S3Storage"]
 
@@ -100,7 +99,7 @@ class S3Options:
 
 
 @dataclass(frozen=True)
-class _Upload:
+class Upload:
     """What a `StorageRef` of this backend says: the object, its multipart upload, its part size."""
 
     key: str
@@ -109,7 +108,7 @@ class _Upload:
     length: int | None
 
     @classmethod
-    def of(cls, ref: StorageRef) -> _Upload:
+    def of(cls, ref: StorageRef) -> Upload:
         length = ref.extra.get("length")
         return cls(ref.key, ref.extra["upload_id"], int(ref.extra["part_size"]), int(length) if length else None)
 
@@ -214,8 +213,8 @@ class S3Storage:
 
     async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Fill parts from `offset` on, upload each full one, keep the rest as the tail object."""
-        upload = _Upload.of(ref)
-        writer = _PartWriter(self, upload, offset)
+        upload = Upload.of(ref)
+        writer = PartWriter(self, upload, offset)
         try:
             try:
                 behind = await writer.load_tail()
@@ -247,21 +246,21 @@ class S3Storage:
         except StorageError as exc:  # garbage at worst, removed with the upload
             logger.info("could not delete %s: %s", key, exc)
 
-    async def upload_part(self, upload: _Upload, number: int, data: bytes | bytearray) -> str:
+    async def upload_part(self, upload: Upload, number: int, data: bytes | bytearray) -> str:
         answer = await self._call(
             f"part {number} of {upload.key}",
             "upload_part",
             Key=upload.key,
             UploadId=upload.upload_id,
             PartNumber=number,
-            Body=_BufferReader(data),
+            Body=BufferReader(data),
             ContentLength=len(data),
         )
         etag: str = answer["ETag"]
         return etag
 
     async def put(self, key: str, data: bytes | bytearray, **params: Any) -> None:
-        body = _BufferReader(data)
+        body = BufferReader(data)
         await self._call(f"put {key}", "put_object", Key=key, Body=body, ContentLength=len(data), **params)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
@@ -279,7 +278,7 @@ class S3Storage:
             body.close()
         return data
 
-    async def read_tail(self, upload: _Upload, part_number: int) -> tuple[TailHeader, int, memoryview]:
+    async def read_tail(self, upload: Upload, part_number: int) -> tuple[TailHeader, int, memoryview]:
         """The header of the tail object of `part_number`, where its bytes start, and those bytes.
 
         Raises:
@@ -296,7 +295,7 @@ class S3Storage:
 
     async def stored_length(self, ref: StorageRef) -> int:
         """The finished object's size, or the bytes in full parts plus those of the latest tail."""
-        upload = _Upload.of(ref)
+        upload = Upload.of(ref)
         numbers = [int(tail.rsplit("-", 1)[1]) for tail in await self._tail_keys(ref.key)]
         if not numbers:
             try:
@@ -323,7 +322,7 @@ class S3Storage:
 
         Repeating it after a crash is harmless: a finished object of the right size is left as it is.
         """
-        upload = _Upload.of(ref)
+        upload = Upload.of(ref)
         if length == 0:  # S3 cannot complete a multipart upload without parts
             await self.put(upload.key, b"")
             await self._abort(upload)
@@ -343,7 +342,7 @@ class S3Storage:
             if await self._object_size(upload.key) != length:
                 raise
 
-    async def _copy_part(self, upload: _Upload, number: int, source: str, start: int, end: int) -> str:
+    async def _copy_part(self, upload: Upload, number: int, source: str, start: int, end: int) -> str:
         answer = await self._call(
             f"copy {source} into part {number} of {upload.key}",
             "upload_part_copy",
@@ -356,7 +355,7 @@ class S3Storage:
         etag: str = answer["CopyPartResult"]["ETag"]
         return etag
 
-    async def _finish(self, upload: _Upload, parts: list[dict[str, Any]]) -> None:
+    async def _finish(self, upload: Upload, parts: list[dict[str, Any]]) -> None:
         await self._call(
             f"complete {upload.key}",
             "complete_multipart_upload",
@@ -386,7 +385,7 @@ class S3Storage:
     async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
         """Join finished uploads into `ref` inside S3 (UploadPartCopy of byte ranges), gathering only
         ranges under 5 MiB through the server; completes the multipart upload."""
-        upload = _Upload.of(ref)
+        upload = Upload.of(ref)
         sources = [part.key for part in parts]
         sizes = [await self._object_size(source) for source in sources]
         if await self._has_object(upload.key, sum(sizes)):
@@ -409,7 +408,7 @@ class S3Storage:
         await _run_all([partial(build, target) for target in plan])
         await self._finish(upload, [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)])
 
-    async def _build_part(self, upload: _Upload, target: TargetPart, sources: list[str]) -> str:
+    async def _build_part(self, upload: Upload, target: TargetPart, sources: list[str]) -> str:
         if target.copied:
             segment = target.segments[0]
             return await self._copy_part(upload, target.number, sources[segment.source], segment.start, segment.end)
@@ -423,11 +422,11 @@ class S3Storage:
     async def delete(self, ref: StorageRef) -> None:
         """Abort the multipart upload and remove the object and every tail object; idempotent."""
         if "upload_id" in ref.extra:
-            await self._abort(_Upload.of(ref))
+            await self._abort(Upload.of(ref))
         await self._delete_tails(ref.key)
         await self._call(f"delete {ref.key}", "delete_object", Key=ref.key)
 
-    async def _abort(self, upload: _Upload) -> None:
+    async def _abort(self, upload: Upload) -> None:
         with suppress(BlobNotFoundError):  # completed or aborted already
             await self._call(f"abort {upload.key}", "abort_multipart_upload", Key=upload.key, UploadId=upload.upload_id)
 
@@ -450,134 +449,6 @@ class S3Storage:
         """Close the client's connections."""
         await self._stack.aclose()
         self._client = None
-
-
-class _BufferReader(io.RawIOBase):
-    """A buffered part as a file that the HTTP client reads piece by piece.
-
-    Given bytes or a bytearray, aiohttp copies the whole body two or three times while sending it
-    (slices, a join with the headers, the transport's buffer), so a part would cost ~3x what the
-    budget reserved for it. Read in pieces, it costs one piece at a time. Seekable, so botocore can
-    rewind it for a retry.
-    """
-
-    def __init__(self, data: bytes | bytearray) -> None:
-        super().__init__()
-        self._view = memoryview(data)
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        # One copy (RawIOBase.read would copy twice); botocore reads the body this way to sign it.
-        end = len(self._view) if size is None or size < 0 else self._position + size
-        piece = bytes(self._view[self._position : end])
-        self._position += len(piece)
-        return piece
-
-    def readinto(self, buffer: Any) -> int:
-        piece = self._view[self._position : self._position + len(buffer)]
-        buffer[: len(piece)] = piece
-        self._position += len(piece)
-        return len(piece)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-
-class _PartWriter:
-    """One append: fills part buffers from the body, uploads each full one, then writes the tail."""
-
-    def __init__(self, storage: S3Storage, upload: _Upload, offset: int) -> None:
-        self.storage, self.upload, self.position = storage, upload, offset
-        self.started_in = self.part_number = offset // upload.part_size + 1
-        self.part_start = (self.part_number - 1) * upload.part_size
-        self.etags: list[str] = []
-        self.buffer = bytearray()
-        self.reserved = 0
-        self.tasks: TaskGroup | None = None
-        self.slots = anyio.Semaphore(storage.options.part_concurrency)
-        self.failure: StorageError | None = None
-        self.new_bytes = False
-
-    async def load_tail(self) -> int | None:
-        """Start from the recorded bytes of the part being filled (dropping any unacknowledged rest)
-        and the ETags of the parts before it; returns a tail that is no longer needed, if any."""
-        await self._reserve()
-        if self.position == 0:
-            return None
-        source = tail_key(self.upload.key, self.part_number)
-        header, _, tail = await self.storage.read_tail(self.upload, self.part_number)
-        kept = self.position - self.part_start
-        if len(header.etags) != self.part_number - 1 or len(tail) < kept:
-            raise StorageError(f"{source} holds fewer bytes than the recorded offset")
-        self.etags = list(header.etags)
-        self.buffer += tail[:kept]
-        return header.started_in if header.started_in < self.part_number else None
-
-    async def _reserve(self) -> None:
-        size = self.upload.part_size
-        if self.upload.length is not None:
-            size = min(size, self.upload.length - self.part_start)
-        self.reserved = await self.storage.budget.acquire(max(size, 1))
-
-    async def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            take = self.upload.part_size - len(self.buffer)
-            self.buffer += view[:take]
-            self.position += min(take, len(view))
-            self.new_bytes = True
-            view = view[take:]
-            if len(self.buffer) == self.upload.part_size:
-                await self._send_full_part()
-
-    async def _send_full_part(self) -> None:
-        await self.slots.acquire()
-        data, reserved, number = self.buffer, self.reserved, self.part_number
-        self.buffer, self.reserved = bytearray(), 0
-        self.etags.append("")  # filled in when the upload answers
-        self.part_number += 1
-        self.part_start += self.upload.part_size
-        assert self.tasks is not None
-        self.tasks.start_soon(self._upload, number, data, reserved)
-        await self._reserve()
-
-    async def _upload(self, number: int, data: bytearray, reserved: int) -> None:
-        try:
-            self.etags[number - 1] = await self.storage.upload_part(self.upload, number, data)
-        except StorageError as exc:
-            self.failure = self.failure or exc
-            assert self.tasks is not None
-            self.tasks.cancel_scope.cancel()
-        finally:
-            del data
-            self.storage.budget.release(reserved)
-            self.slots.release()
-
-    def raise_failure(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-    async def write_tail(self) -> None:
-        """Record the ETags of all full parts and the bytes of the part still being filled, under
-        that part's own tail object; called once every part upload has answered."""
-        if self.new_bytes:
-            header = TailHeader(self.started_in, tuple(self.etags)).encode()
-            await self.storage.put(tail_key(self.upload.key, self.part_number), header + self.buffer)
-
-    def release(self) -> None:
-        self.storage.budget.release(self.reserved)
-        self.reserved = 0
 
 
 async def _count(chunks: AsyncIterable[bytes]) -> int:

@@ -216,26 +216,30 @@ class S3Storage:
         upload = Upload.of(ref)
         writer = PartWriter(self, upload, offset)
         try:
-            try:
-                behind = await writer.load_tail()
-            except BlobNotFoundError:
-                # Completed before the server could record it (a crash), or an empty PATCH to a
-                # finished upload: the object holds every byte the client sends again.
-                size = await self._object_size(upload.key)  # BlobNotFoundError if it is not there
-                if size < offset or (upload.length is not None and size != upload.length):
-                    raise
-                return min(size, offset + await _count(chunks))
+            return await self._write(writer, chunks)
+        except StorageError:
+            # No tail or no multipart upload any more (stores answer a part of a completed upload with
+            # 404, moto with 500): completed before the server could record it (a crash), or an empty
+            # PATCH to a finished upload. Then the object holds every byte the client sends again.
+            size = await self._finished_size(upload, offset)
+            if size is None:
+                raise
+            return min(size, writer.position + await _count(chunks))
+        finally:
+            writer.release()
+
+    async def _write(self, writer: PartWriter, chunks: AsyncIterable[bytes]) -> int:
+        try:
+            behind = await writer.load_tail()
             async with anyio.create_task_group() as tasks:
                 writer.tasks = tasks
                 if behind is not None:  # the recorded offset is past it: nothing needs it any more
-                    tasks.start_soon(self._delete_quietly, tail_key(upload.key, behind))
+                    tasks.start_soon(self._delete_quietly, tail_key(writer.upload.key, behind))
                 async for chunk in chunks:
                     await writer.write(chunk)
                     writer.raise_failure()
         except BaseExceptionGroup as group:
             raise writer.failure or group from None
-        finally:
-            writer.release()
         writer.raise_failure()
         await writer.write_tail()
         return writer.position
@@ -311,6 +315,17 @@ class S3Storage:
             return await self._object_size(key) == size
         except BlobNotFoundError:
             return False
+
+    async def _finished_size(self, upload: Upload, offset: int) -> int | None:
+        """The size of the finished object if there is one that holds `offset` bytes and, for a known
+        length, all of them."""
+        try:
+            size = await self._object_size(upload.key)
+        except StorageError:
+            return None
+        if size < offset or (upload.length is not None and size != upload.length):
+            return None
+        return size
 
     async def _object_size(self, key: str) -> int:
         answer = await self._call(f"head {key}", "head_object", Key=key)

@@ -100,6 +100,16 @@ def s3_storage_on_seaweedfs(seaweedfs: SeaweedS3, seaweedfs_bucket: str, aws_cre
 
 
 @pytest.fixture
+def s3_storage_on_seaweedfs_https(
+    seaweedfs: SeaweedS3, seaweedfs_bucket: str, aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> S3Storage:
+    """The same over https, where botocore sends CRC32 checksum trailers (as it would to AWS); the
+    caller closes it (`aclose`)."""
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(seaweedfs.certificate))
+    return _s3_storage(seaweedfs.https_endpoint, seaweedfs_bucket)
+
+
+@pytest.fixture
 def s3_storage_on_moto(moto_s3: MotoS3, moto_bucket: str, aws_credentials: None) -> S3Storage:
     """An S3Storage on the session's moto server (AWS's error codes, the 5 MiB rule), under a fresh
     prefix; the caller closes it (`aclose`)."""

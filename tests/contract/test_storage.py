@@ -11,13 +11,14 @@ from storage_backends import LocalStorage, MemoryStorage
 from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageUnavailableError
 
-STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-moto"]
+STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
 CAPABILITIES: dict[str, set[type]] = {
     "memory": {SupportsDelete, SupportsConcatenate},
     "local": {SupportsDelete, SupportsConcatenate},
     "local-fsync": {SupportsDelete, SupportsConcatenate},
     "s3-seaweedfs": {SupportsDelete, SupportsConcatenate},
+    "s3-seaweedfs-https": {SupportsDelete, SupportsConcatenate},
     "s3-moto": {SupportsDelete, SupportsConcatenate},
 }
 
@@ -37,7 +38,7 @@ async def storage(storage_name: str, tmp_path: Path, request: pytest.FixtureRequ
     elif storage_name.startswith("local"):
         backend = LocalStorage(tmp_path / "uploads", fsync=storage_name == "local-fsync")
     else:
-        backend = request.getfixturevalue("s3_storage_on_" + storage_name.removeprefix("s3-"))
+        backend = request.getfixturevalue("s3_storage_on_" + storage_name.removeprefix("s3-").replace("-", "_"))
     yield backend
     await backend.aclose()
 

@@ -31,6 +31,7 @@ from tests.http.asgi import Captured, ScriptedReceive, asgi_call, chunk, open_cl
 from tests.http.conftest import AppFactory
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tests.redis_server import RedisServer
+from tests.tls import self_signed_certificate
 from tusserver import Settings, create_app
 from tusserver.context import utcnow
 from tusserver.protocol.errors import OffsetMismatchError
@@ -384,12 +385,7 @@ async def test_unix_socket_url_serves_uploads(make_redis_app: AppFactory, unix_r
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[str]:
     """A redis-server speaking only TLS with a self-signed certificate; yields its rediss:// URL."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-         "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     port = _free_tcp_port()
     tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]  # fmt: skip

@@ -26,7 +26,7 @@ from storage_backends.s3_layout import MAX_OBJECT_SIZE, MiB, tail_key
 from tests.http.asgi import open_client, upload_id
 from tests.http.clock import LIFETIME, FakeClock, clocked_app
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run
-from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, SeaweedS3, client_config, create_bucket
+from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, SeaweedS3, client_config, create_bucket
 from tusserver import MemoryStateStore, Settings, create_app
 from tusserver.cleanup import remove_expired
 from tusserver.context import TusContext
@@ -495,11 +495,12 @@ async def test_head_needs_no_s3_and_patch_during_outage_is_503(
 
 @pytest.mark.anyio
 async def test_missing_bucket_is_a_clean_500_with_code(
-    seaweedfs: SeaweedS3, aws_credentials: None, s3_bucket_name: str, tmp_path: Path
+    moto_s3: MotoS3, aws_credentials: None, s3_bucket_name: str, tmp_path: Path
 ) -> None:
     """The error table: a bucket that does not exist is not temporary, so POST gets 500 ERR_STORAGE with one
-    line, never a traceback; the upload is not created."""
-    storage = S3Storage(S3Options(bucket=s3_bucket_name, endpoint=seaweedfs.endpoint, region=REGION))
+    line, never a traceback; the upload is not created. On moto: SeaweedFS creates a missing bucket for a
+    user allowed to."""
+    storage = S3Storage(S3Options(bucket=s3_bucket_name, endpoint=moto_s3.endpoint, region=REGION))
     app = create_app(Settings(data_dir=tmp_path / "data"), storage=storage, state=MemoryStateStore())
     try:
         async with open_client(app) as client:

@@ -176,14 +176,20 @@ class Endpoints:
         return responses.patch_response(info)
 
     async def delete(self, request: Request) -> TusResponse:
-        """tus §DELETE (termination): remove the record first, so a crash leaves no half-upload."""
+        """tus §DELETE (termination): expire the record, delete the bytes, then the record.
+
+        Expired first, the upload is gone for clients (410) from then on; if deleting the bytes fails
+        (a storage outage: 503) or the server crashes, the record is still there to find them: a
+        repeated DELETE or the expiry sweep finishes the job (PROTOCOL.md items 69, 72).
+        """
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
+        async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
-            await tus.state.delete(upload_id)
             if isinstance(tus.storage, SupportsDelete):
+                await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
                 await tus.storage.delete(info.storage)
+            await tus.state.delete(upload_id)
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:

@@ -8,10 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storage_backends.base import StorageRef
+from storage_backends.errors import StorageUnavailableError
 from storage_backends.memory import MemoryStorage
+from tests.http.asgi import upload_id
 from tests.http.doubles import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore, Settings, create_app
+from tusserver.cleanup import remove_expired
+from tusserver.context import TusContext
 
 
 @pytest.fixture
@@ -118,3 +123,57 @@ async def test_delete_without_delete_support_returns_405(no_delete_client: httpx
         Exchange("DELETE", location, TUS, expect=405, expect_code="ERR_METHOD_NOT_ALLOWED"),
         Exchange("HEAD", location, TUS, expect=200, expect_headers={"Upload-Offset": "0"}),
     ])  # fmt: skip
+
+
+class DeleteFailsOnce(MemoryStorage):
+    """MemoryStorage whose first delete fails as during a storage outage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_left = 1
+
+    async def delete(self, ref: StorageRef) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StorageUnavailableError("throttled")
+        await super().delete(ref)
+
+
+@pytest.fixture
+async def flaky_delete(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DeleteFailsOnce, TusContext]]:
+    storage = DeleteFailsOnce()
+    app = create_app(Settings(data_dir=tmp_path / "data"), storage=storage, state=MemoryStateStore())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client, storage, app.state.tus
+
+
+@pytest.mark.anyio
+async def test_delete_that_fails_in_storage_is_gone_and_repeating_it_removes_the_bytes(
+    flaky_delete: tuple[httpx.AsyncClient, DeleteFailsOnce, TusContext],
+) -> None:
+    """PROTOCOL.md item 69 during a storage outage: 503, after which the upload is gone for clients (410)
+    but its record still finds the bytes, so the repeated DELETE removes them."""
+    client, storage, _ = flaky_delete
+    location = await create(client, 10)
+    await run(client, [
+        Exchange("PATCH", location, PATCH_HEADERS | {"Upload-Offset": "0"}, b"hello", expect=204),
+        Exchange("DELETE", location, TUS, expect=503, expect_code="ERR_SERVICE_UNAVAILABLE"),
+        Exchange("HEAD", location, TUS, expect=410),
+        Exchange("PATCH", location, PATCH_HEADERS | {"Upload-Offset": "5"}, b"world", expect=410),
+    ])  # fmt: skip
+    assert list(storage.blobs) == [upload_id(location)]
+    await run(client, [Exchange("DELETE", location, TUS, expect=204), Exchange("HEAD", location, TUS, expect=404)])
+    assert storage.blobs == {}
+
+
+@pytest.mark.anyio
+async def test_delete_that_fails_in_storage_is_finished_by_the_expiry_sweep(
+    flaky_delete: tuple[httpx.AsyncClient, DeleteFailsOnce, TusContext],
+) -> None:
+    """A client that gives up after the 503 leaves nothing behind: the sweep removes bytes and record."""
+    client, storage, tus = flaky_delete
+    location = await create(client, 10)
+    await run(client, [Exchange("DELETE", location, TUS, expect=503)])
+    assert await remove_expired(tus, tus.clock()) == [upload_id(location)]
+    assert storage.blobs == {}
+    await run(client, [Exchange("HEAD", location, TUS, expect=404)])

@@ -60,6 +60,13 @@ def hasher_is_slow(checksum: Checksum | None) -> bool:
     return checksum is not None and checksum.algorithm in SLOW_ALGORITHMS
 
 
+def _header_fields(request: Request) -> dict[str, str]:
+    """The request's header fields by (lower-case) name, the first of repeated ones as Starlette's
+    `Headers.get` has it; built once, because each `Headers.get` scans every field and parsing a
+    request looks up about ten."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(request.scope["headers"])}
+
+
 def from_storage(exc: StorageError) -> TusError:
     """The one translation of storage errors into tus errors."""
     if isinstance(exc, BlobNotFoundError):
@@ -109,8 +116,9 @@ class Endpoints:
     async def post(self, request: Request) -> TusResponse:
         """tus §POST (creation, creation-with-upload, creation-defer-length)."""
         tus = self.tus
-        concat = parse_concat(request.headers.get("upload-concat"), self._upload_path(request))
-        create = headers.parse_create(request.headers, concat)
+        fields = _header_fields(request)
+        concat = parse_concat(fields.get("upload-concat"), self._upload_path(request))
+        create = headers.parse_create(fields, concat)
         max_size = tus.max_size(deferred=create.length is None)
         plan = rules.plan_create(create, max_size=max_size, extensions=tus.extensions)
         if concat is not None and concat.kind == "final":
@@ -165,12 +173,12 @@ class Endpoints:
         """tus §PATCH: append the body at Upload-Offset."""
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        patch = headers.parse_patch(request.headers)
+        patch = headers.parse_patch(_header_fields(request))
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
             rules.check_not_expired(info, tus.clock())
             plan = rules.plan_patch(info, patch, max_size=tus.max_size(deferred=info.length is None))
-            declared = info.model_copy(update={"length": plan.length})
+            declared = info if plan.length == info.length else info.model_copy(update={"length": plan.length})
             append = Append(declared, plan.body_limit, patch.checksum, was_complete=info.is_complete)
             info = await self._receive(request, append, lease)
         return responses.patch_response(info)

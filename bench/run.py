@@ -412,7 +412,8 @@ def _config(args: argparse.Namespace, inputs: Inputs, priority: str) -> dict[str
         "priority": priority,
         "tusserver_args": args.tusserver_args,
         "quick": args.quick,
-        "client": f"curl for W1/W2, one curl per partial for W5; aiohttp {_version('aiohttp')} on uvloop for W3/W4",
+        "client": "curl for W1/W2, one curl per partial for W5; bench/workloads.py's minimal keep-alive HTTP/1.1 "
+        "client on anyio + uvloop for W3/W4",
     }
 
 

@@ -2,8 +2,9 @@
 
 - W1: one upload of `size` bytes in a single PATCH, sent by `curl -T` (PUT for nginx).
 - W2: the same bytes in `chunk`-sized PATCHes, all sent by one curl process over one keep-alive connection.
-- W3: `small_count` uploads of `small_size` bytes (POST + PATCH each) at `concurrency`, aiohttp client.
-- W4: `head_count` HEAD requests at `concurrency` over `head_uploads` half-filled uploads, aiohttp client.
+- W3: `small_count` uploads of `small_size` bytes (POST + PATCH each) at `concurrency` (`Connection`, a minimal
+  keep-alive client, one connection per worker).
+- W4: `head_count` HEAD requests at `concurrency` over `head_uploads` half-filled uploads, the same client.
 - W5: the W1 bytes as `parts` partial uploads streamed at once (one `curl -T` each), then the final upload that
   joins them (the concatenation extension, what tus-js-client's `parallelUploads` does). Only servers with
   concatenation take part; the report compares W5 with W1 of the same server.
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
 import anyio
 import anyio.abc
 import xxhash
@@ -266,58 +266,127 @@ class W2(BigUpload):
         return {"patches": len(self.inputs.pieces), "chunk": self.inputs.chunk}
 
 
-# --- W3 / W4: aiohttp ----------------------------------------------------------------------------------------
+# --- W3 / W4: a minimal keep-alive HTTP/1.1 client --------------------------------------------------------
 
 
 def _run_async(function: Callable[[], Awaitable[None]]) -> None:
     anyio.run(function, backend="asyncio", backend_options={"use_uvloop": True})
 
 
-def _session(concurrency: int, timeout: float, outcome: Outcome | None = None) -> aiohttp.ClientSession:
-    """A pool of `concurrency` keep-alive connections; counts the connections it opens into outcome."""
-    traces = []
-    if outcome is not None:
-        outcome.connections = 0
-
-        async def opened(session: object, context: object, params: object) -> None:
-            outcome.connections = (outcome.connections or 0) + 1
-
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_create_end.append(opened)
-        traces.append(trace)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeouts = aiohttp.ClientTimeout(total=timeout)
-    return aiohttp.ClientSession(connector=connector, timeout=timeouts, trace_configs=traces)
+_NO_BODY = {204, 304}
+_CLIENT_ERRORS = (OSError, anyio.EndOfStream, anyio.BrokenResourceError, WorkloadError)
 
 
-async def _upload(session: aiohttp.ClientSession, url: str, length: int, body: bytes) -> str:
+class Connection:
+    """One keep-alive connection that sends a request and reads its response, nothing more.
+
+    W3 and W4 do not use aiohttp: on two cores its client costs as much CPU per request as the server under test
+    (about 0.4 ms per small request here), so it capped the faster server and compressed the ratios. Its C parser
+    (llhttp) also closes the connection after every HEAD response without Content-Length, which is what Node
+    sends, so W4 would measure TCP connects on one server and HEADs on the other. This client costs ~0.1 ms.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stream: anyio.abc.SocketStream | None = None
+        self.buffer = b""
+        self.opened = 0
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str]]:
+        """Send one request and read its response; returns (status, lower-cased headers)."""
+        if self.stream is None:
+            self.stream = await anyio.connect_tcp(HOST, self.port)
+            self.buffer = b""
+            self.opened += 1
+        fields = {"Host": f"{HOST}:{self.port}", **headers, **({"Content-Length": str(len(body))} if body else {})}
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{key}: {value}\r\n" for key, value in fields.items())
+        await self.stream.send(head.encode("latin-1") + b"\r\n" + body)
+        status, response_headers = await self._read_head()
+        if method != "HEAD" and status not in _NO_BODY:
+            await self._skip_body(response_headers)
+        if response_headers.get("connection", "").lower() == "close":
+            await self.aclose()
+        return status, response_headers
+
+    async def _read_head(self) -> tuple[int, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buffer:
+            if len(self.buffer) > 65536:
+                raise WorkloadError("response head too large")
+            self.buffer += await self._receive()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        return int(status_line.split(" ", 2)[1]), headers
+
+    async def _skip_body(self, headers: dict[str, str]) -> None:
+        if headers.get("transfer-encoding", "").lower() == "chunked":  # Node answers a POST so
+            while (size := int(await self._read_line(), 16)) > 0:
+                await self._skip(size + 2)  # the chunk and its CRLF
+            while await self._read_line():  # trailer fields, up to the empty line
+                pass
+        else:
+            await self._skip(int(headers.get("content-length", "0")))
+
+    async def _read_line(self) -> str:
+        while b"\r\n" not in self.buffer:
+            self.buffer += await self._receive()
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line.decode("latin-1")
+
+    async def _skip(self, length: int) -> None:
+        while len(self.buffer) < length:
+            self.buffer += await self._receive()
+        self.buffer = self.buffer[length:]
+
+    async def _receive(self) -> bytes:
+        assert self.stream is not None
+        return await self.stream.receive(65536)
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+            self.stream = None
+
+
+async def _upload(connection: Connection, url: str, length: int, body: bytes) -> str:
     """POST + PATCH one upload; returns its URL."""
-    async with session.post(url, headers={**TUS, "Upload-Length": str(length)}) as response:
-        await response.read()
-        location = response.headers.get("Location")
-        if response.status != 201 or not location:
-            raise WorkloadError(f"POST answered {response.status}")
+    status, headers = await connection.request("POST", urlsplit(url).path, {**TUS, "Upload-Length": str(length)})
+    location = headers.get("location")
+    if status != 201 or not location:
+        raise WorkloadError(f"POST answered {status}")
     upload_url = urljoin(url, location)
-    async with session.patch(upload_url, data=body, headers={**PATCH_HEADERS, "Upload-Offset": "0"}) as response:
-        await response.read()
-        if response.status != 204 or response.headers.get("Upload-Offset") != str(len(body)):
-            raise WorkloadError(
-                f"PATCH answered {response.status}, Upload-Offset {response.headers.get('Upload-Offset')}"
-            )
+    patch = {**PATCH_HEADERS, "Upload-Offset": "0"}
+    status, headers = await connection.request("PATCH", urlsplit(upload_url).path, patch, body)
+    if status != 204 or headers.get("upload-offset") != str(len(body)):
+        raise WorkloadError(f"PATCH answered {status}, Upload-Offset {headers.get('upload-offset')}")
     return upload_url
 
 
-async def _workers(concurrency: int, count: int, job: Callable[[int], Awaitable[None]]) -> None:
-    """Run job(0..count-1) with `concurrency` workers that share one index iterator."""
+async def _workers(
+    concurrency: int, count: int, port: int, job: Callable[[Connection, int], Awaitable[None]]
+) -> list[Connection]:
+    """Run job(connection, 0..count-1) with `concurrency` workers, each on a connection of its own; returns them."""
     indices: Iterator[int] = iter(range(count))
+    connections: list[Connection] = []
 
     async def worker() -> None:
-        for index in indices:
-            await job(index)
+        connection = Connection(port)
+        connections.append(connection)
+        try:
+            for index in indices:
+                await job(connection, index)
+        finally:
+            await connection.aclose()
 
     async with anyio.create_task_group() as group:
         for _ in range(concurrency):
             group.start_soon(worker)
+    return connections
 
 
 def _describe(exc: BaseException) -> str:
@@ -343,20 +412,21 @@ class W3(Workload):
     async def _run(self, outcome: Outcome) -> None:
         payloads = self.inputs.payloads
 
-        async def job(index: int) -> None:
+        async def job(connection: Connection, index: int) -> None:
             started = time.perf_counter()
             try:
-                self.urls[index] = await _upload(session, self.server.url, len(payloads[index]), payloads[index])
-            except (aiohttp.ClientError, TimeoutError, WorkloadError) as exc:
+                self.urls[index] = await _upload(connection, self.server.url, len(payloads[index]), payloads[index])
+            except _CLIENT_ERRORS as exc:
                 outcome.errors.append(_describe(exc))
+                await connection.aclose()  # the next upload opens a fresh one
                 return
             outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
 
-        async with _session(self.inputs.concurrency, self.inputs.timeout, outcome) as session:
-            start = time.perf_counter()
-            with anyio.fail_after(self.inputs.timeout):
-                await _workers(self.inputs.concurrency, len(payloads), job)
-            outcome.wall_s = time.perf_counter() - start
+        start = time.perf_counter()
+        with anyio.fail_after(self.inputs.timeout):
+            connections = await _workers(self.inputs.concurrency, len(payloads), self.server.port, job)
+        outcome.wall_s = time.perf_counter() - start
+        outcome.connections = sum(connection.opened for connection in connections)
 
     def verify(self, outcome: Outcome) -> Verification:
         good = total = 0
@@ -372,48 +442,6 @@ class W3(Workload):
 
     def extra(self) -> dict[str, Any]:
         return {"uploads": len(self.inputs.payloads), "upload_size": self.inputs.small_size}
-
-
-class HeadClient:
-    """A minimal keep-alive HEAD client on one connection.
-
-    W4 does not use aiohttp: its C parser (llhttp) decides whether to keep a connection before it knows the
-    response was to a HEAD, so it closes the connection after every HEAD response without Content-Length, which
-    is what Node sends. W4 would then measure TCP connects on one server and HEADs on the other.
-    """
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.stream: anyio.abc.SocketStream | None = None
-        self.buffer = b""
-        self.opened = 0
-
-    async def head(self, path: str) -> tuple[int, dict[str, str]]:
-        """Send one HEAD and read its response head; returns (status, lower-cased headers)."""
-        if self.stream is None:
-            self.stream = await anyio.connect_tcp(HOST, self.port)
-            self.buffer = b""
-            self.opened += 1
-        request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nTus-Resumable: 1.0.0\r\n\r\n"
-        await self.stream.send(request.encode("latin-1"))
-        while b"\r\n\r\n" not in self.buffer:
-            if len(self.buffer) > 65536:
-                raise WorkloadError("response head too large")
-            self.buffer += await self.stream.receive(65536)
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines:
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        if headers.get("connection", "").lower() == "close":
-            await self.aclose()
-        return int(status_line.split(" ", 2)[1]), headers
-
-    async def aclose(self) -> None:
-        if self.stream is not None:
-            await self.stream.aclose()
-            self.stream = None
 
 
 class W4(Workload):
@@ -434,9 +462,12 @@ class W4(Workload):
     def prepare(self) -> None:
         async def create() -> None:
             body = self.inputs.payloads[0][: self.filled]
-            async with _session(self.inputs.concurrency, self.inputs.timeout) as session:
+            connection = Connection(self.server.port)
+            try:
                 for _ in range(self.inputs.head_uploads):
-                    self.targets.append(await _upload(session, self.server.url, self.inputs.small_size, body))
+                    self.targets.append(await _upload(connection, self.server.url, self.inputs.small_size, body))
+            finally:
+                await connection.aclose()
 
         _run_async(create)
 
@@ -449,35 +480,25 @@ class W4(Workload):
     async def _run(self, outcome: Outcome) -> None:
         expected = (str(self.filled), str(self.inputs.small_size))
         paths = [urlsplit(url).path for url in self.targets]
-        indices = iter(range(self.inputs.head_count))
-        clients: list[HeadClient] = []
 
-        async def worker() -> None:
-            client = HeadClient(self.server.port)
-            clients.append(client)
+        async def job(connection: Connection, index: int) -> None:
+            started = time.perf_counter()
             try:
-                for index in indices:
-                    started = time.perf_counter()
-                    try:
-                        status, headers = await client.head(paths[index % len(paths)])
-                    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, WorkloadError) as exc:
-                        outcome.errors.append(_describe(exc))
-                        await client.aclose()
-                        continue
-                    outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
-                    self.answered += 1
-                    got = (headers.get("upload-offset"), headers.get("upload-length"))
-                    self.mismatches += status != 200 or got != expected
-            finally:
-                await client.aclose()
+                status, headers = await connection.request("HEAD", paths[index % len(paths)], TUS)
+            except _CLIENT_ERRORS as exc:
+                outcome.errors.append(_describe(exc))
+                await connection.aclose()
+                return
+            outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+            self.answered += 1
+            got = (headers.get("upload-offset"), headers.get("upload-length"))
+            self.mismatches += status != 200 or got != expected
 
         start = time.perf_counter()
         with anyio.fail_after(self.inputs.timeout):
-            async with anyio.create_task_group() as group:
-                for _ in range(self.inputs.concurrency):
-                    group.start_soon(worker)
+            connections = await _workers(self.inputs.concurrency, self.inputs.head_count, self.server.port, job)
         outcome.wall_s = time.perf_counter() - start
-        outcome.connections = sum(client.opened for client in clients)
+        outcome.connections = sum(connection.opened for connection in connections)
 
     def verify(self, outcome: Outcome) -> Verification:
         good = self.answered - self.mismatches

@@ -20,12 +20,15 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 
 def _config(unsigned: bool) -> AioConfig:
@@ -44,7 +47,9 @@ def _config(unsigned: bool) -> AioConfig:
     )
 
 
-async def _upload_parts(client: Any, args: argparse.Namespace, upload_id: str) -> tuple[int, list[dict[str, Any]]]:
+async def _upload_parts(
+    client: Any, args: argparse.Namespace, upload_id: str
+) -> tuple[int, list[CompletedPartTypeDef]]:
     """Read the file part by part; up to `concurrency` parts in flight. Returns (bytes, parts for Complete)."""
     slots = anyio.Semaphore(args.concurrency)
     etags: dict[int, str] = {}

@@ -12,7 +12,8 @@ so the event loop keeps serving), and new files' directory entries are synced to
 
 Performance: chunks are written on the event loop as they arrive. Writes into the page cache
 are cheaper than a thread hop per chunk on small machines (PERF.md §4), so only fsync leaves
-the loop.
+the loop. Reads for downloads do leave it, a MiB at a time: a read of a file that is not in the
+page cache waits for the disk, and the loop must not wait with it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageE
 
 __all__ = ["LocalStorage"]
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class LocalStorage:
@@ -112,7 +113,8 @@ class LocalStorage:
             file.seek(start)
             position = start
             while end is None or position < end:
-                piece = file.read(READ_CHUNK if end is None else min(READ_CHUNK, end - position))
+                size = READ_CHUNK if end is None else min(READ_CHUNK, end - position)
+                piece = await anyio.to_thread.run_sync(file.read, size)
                 if not piece:
                     return
                 position += len(piece)

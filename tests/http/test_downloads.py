@@ -317,7 +317,7 @@ async def test_large_upload_is_streamed_in_bounded_pieces(tmp_path: Path) -> Non
     storage = CountingStorage(tmp_path / "uploads")
     storage.pieces = []
     app = create_app(Settings(data_dir=tmp_path / "data"), storage=storage, state=MemoryStateStore())
-    data = bytes(range(251)) * (3 * 1024 * 1024 // 251)
+    data = bytes(range(251)) * (7 * READ_CHUNK // 2 // 251)  # 3.5 pieces
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         location = await finished(client, data)
         response = await client.get(location)

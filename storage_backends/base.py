@@ -19,7 +19,7 @@ class StorageRef(BaseModel, frozen=True):
     """Where one upload's bytes live; opaque to tusserver and persisted with the upload.
 
     Attributes:
-        backend: the backend's scheme ("memory", "file", later "s3", "azure").
+        backend: the backend's scheme ("memory", "file", "s3"; later "azure").
         key: the path, object key or blob name.
         extra: backend-specific values (e.g. an S3 multipart upload id).
     """

@@ -78,3 +78,17 @@ async def test_sqlite_records_survive_reopen(tmp_path: Path) -> None:
     second = SQLiteStateStore(tmp_path / "state.sqlite3")
     assert await second.get("u1") == info(offset=4)
     await second.aclose()
+
+
+@pytest.mark.anyio
+async def test_sqlite_checkpoints_rarely(tmp_path: Path) -> None:
+    """A checkpoint (two fsyncs) runs inside a commit, on the event loop: SQLite's default runs one every
+    1,000 pages of log; the store waits for 16,384, so these ~2,000 pages leave the database file as it was."""
+    path = tmp_path / "state.sqlite3"
+    store = SQLiteStateStore(path)
+    empty = path.stat().st_size
+    for number in range(600):
+        await store.create(info(f"u{number}", metadata={"filename": "A" * 6000}))  # 2 pages or more each
+    assert path.stat().st_size == empty
+    await store.aclose()
+    assert path.stat().st_size > 600 * 6000  # closing checkpoints everything

@@ -38,6 +38,9 @@ _SCHEMA = (
 )
 
 
+_CHECKPOINT_PAGES = 16384
+
+
 def _expires(info: UploadInfo) -> float | None:
     return info.expires_at.timestamp() if info.expires_at else None
 
@@ -56,6 +59,10 @@ class SQLiteStateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # A checkpoint runs inside whichever commit crosses the threshold, on the event loop, with two fsyncs
+        # (~10 ms here): 16,384 pages (64 MiB of log) instead of SQLite's 1,000 make those stalls 16x rarer.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+        self._db.execute(f"PRAGMA journal_size_limit={_CHECKPOINT_PAGES * 4096}")
         self._migrate()
         for statement in _SCHEMA:
             self._db.execute(statement)

@@ -61,10 +61,18 @@ def hasher_is_slow(checksum: Checksum | None) -> bool:
 
 
 def _header_fields(request: Request) -> dict[str, str]:
-    """The request's header fields by (lower-case) name, the first of repeated ones as Starlette's
-    `Headers.get` has it; built once, because each `Headers.get` scans every field and parsing a
-    request looks up about ten."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(request.scope["headers"])}
+    """The request's header fields by (lower-case) name, built once (each Starlette `Headers.get`
+    scans every field, and parsing a request looks up about ten).
+
+    Repeated fields are combined with ", " (RFC 9110 §5.3): list fields such as Upload-Metadata keep
+    every item, and a singleton such as Upload-Offset sent twice no longer parses, so it gets a 400
+    rather than the server and a proxy in front of it each believing a different copy.
+    """
+    fields: dict[str, str] = {}
+    for raw_name, raw_value in request.scope["headers"]:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
+    return fields
 
 
 def from_storage(exc: StorageError) -> TusError:

@@ -190,3 +190,36 @@ async def test_storage_unavailable_is_503_with_retry_after(tmp_path: Path) -> No
     response = await patch_failing(tmp_path, StorageUnavailableError("throttled"))
     assert (response.status_code, error_code(response)) == (503, "ERR_SERVICE_UNAVAILABLE")
     assert int(response.headers["retry-after"]) >= 0
+
+
+@pytest.mark.anyio
+async def test_repeated_upload_offset_is_400_and_nothing_is_written(client: httpx.AsyncClient) -> None:
+    """Two Upload-Offset lines combine into "0, 5" (RFC 9110 §5.3), which is no offset: the server never picks
+    one copy while a proxy in front of it may have believed the other."""
+    location = await create(client, 10)
+    headers = [*PATCH_HEADERS.items(), ("Upload-Offset", "0"), ("Upload-Offset", "5")]
+    response = await client.patch(location, headers=headers, content=b"hello")
+    assert (response.status_code, error_code(response)) == (400, "ERR_INVALID_OFFSET")
+    await run(client, [Exchange("HEAD", location, TUS, expect=200, expect_headers={"Upload-Offset": "0"})])
+
+
+@pytest.mark.anyio
+async def test_repeated_upload_length_is_400(client: httpx.AsyncClient) -> None:
+    headers = [*TUS.items(), ("Upload-Length", "5"), ("Upload-Length", "5")]
+    response = await client.post("/files/", headers=headers)
+    assert (response.status_code, error_code(response)) == (400, "ERR_INVALID_UPLOAD_LENGTH")
+
+
+@pytest.mark.anyio
+async def test_repeated_upload_metadata_lines_keep_every_pair(client: httpx.AsyncClient) -> None:
+    """Upload-Metadata is a comma-separated list, so its lines combine like any list field's."""
+    name, kind = base64.b64encode(b"a.txt").decode(), base64.b64encode(b"text/plain").decode()
+    headers = [
+        *TUS.items(),
+        ("Upload-Length", "5"),
+        ("Upload-Metadata", f"filename {name}"),
+        ("Upload-Metadata", f"filetype {kind}"),
+    ]
+    location = (await client.post("/files/", headers=headers)).headers["location"]
+    head = await client.head(location, headers=TUS)
+    assert sorted(head.headers["upload-metadata"].split(",")) == [f"filename {name}", f"filetype {kind}"]

@@ -1,0 +1,54 @@
+"""The benchmark is not a test, but CI runs it small (issue 3) so that it keeps working: every workload of
+bench/run.py on every server it knows (installing the @tus/server peer on first use), and both workloads of
+bench/s3.py against SeaweedFS, with a few MiB. Each run must have finished without errors and verified its bytes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(script: str, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    report = tmp_path / "report.json"
+    command = [sys.executable, str(BENCH / script), "--quick", "--nice", "0", "--json", str(report), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=540, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Ratios are tusserver / other" in done.stdout
+    runs: list[dict[str, Any]] = json.loads(report.read_text())["runs"]
+    failed = [
+        (run["workload"], run["server"], run.get("errors")) for run in runs if run["errors"] or not run["verified"]
+    ]
+    assert failed == []
+    return runs
+
+
+@pytest.mark.timeout(600)
+def test_bench_runs_every_workload_on_every_server(tmp_path: Path) -> None:
+    runs = run_bench(
+        "run.py", tmp_path, "--size", "4M", "--chunk", "1M", "--small-count", "20", "--head-count", "100",
+        "--head-uploads", "5", "--warmup", "2", "--tmp-dir", str(tmp_path),
+    )  # fmt: skip
+    pairs = {(run["workload"], run["server"]) for run in runs}
+    tus_servers = ["tusserver", "tusserver-granian", "tus-node"]
+    expected = {(workload, server) for workload in ("W1", "W2") for server in [*tus_servers, "sink"]}
+    expected |= {(workload, server) for workload in ("W3", "W4") for server in tus_servers}
+    expected |= {("W5", "tusserver"), ("W5", "tusserver-granian")}
+    assert pairs == expected
+
+
+@pytest.mark.timeout(600)
+def test_s3_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> None:
+    runs = run_bench(
+        "s3.py", tmp_path, "--size", "12M", "--part-size", "5M", "--chunk", "6M", "--warmup", "2",
+        "--tmp-dir", str(tmp_path),
+    )  # fmt: skip
+    pairs = {(run["workload"], run["server"]) for run in runs}
+    servers = ["tusserver", "tusserver-granian", "s3-client", "s3-client-unsigned"]
+    assert pairs == {(workload, server) for workload in ("W1-S3", "W2-S3") for server in servers}

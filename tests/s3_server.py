@@ -44,10 +44,6 @@ class SeaweedS3(ServerProcess):
     https_port: int = 0
 
     @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def https_endpoint(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
 
@@ -96,10 +92,6 @@ class MotoS3(ServerProcess):
     """
 
     name: ClassVar[str] = "moto"
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Start and wait until GET /moto-api/ answers 200."""

@@ -25,6 +25,10 @@ class ServerProcess:
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def log_path(self) -> Path:
         return self.directory / f"{self.name}.log"
 

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import psutil
 import requests
 
+from tests.server_process import free_ports
+
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
@@ -56,13 +58,6 @@ def server_command() -> list[str]:
     """The installed `tusserver` script next to this interpreter, else `python -m tusserver`."""
     script = Path(sys.executable).with_name("tusserver")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tusserver"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -139,7 +134,7 @@ def launch(
     Port, base path and data directory go in as flags, or as TUSSERVER_* variables with `config_by_env`.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port, data_dir = free_port(), workdir / "data"
+    port, data_dir = free_ports(1)[0], workdir / "data"
     settings = {"port": str(port), "base_path": base_path, "data_dir": str(data_dir)}
     environ = clean_environ(env)
     flags: list[str] = []

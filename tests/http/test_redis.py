@@ -31,6 +31,7 @@ from tests.http.asgi import Captured, ScriptedReceive, asgi_call, chunk, open_cl
 from tests.http.conftest import AppFactory
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tests.redis_server import RedisServer
+from tests.server_process import free_ports
 from tests.tls import self_signed_certificate
 from tusserver import Settings, create_app
 from tusserver.context import utcnow
@@ -198,10 +199,7 @@ UNREACHABLE_REQUESTS = [
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port  # nobody listens once the socket is closed
+    return free_ports(1)[0]  # nobody listens on it
 
 
 @pytest.mark.parametrize(("method", "path", "headers"), UNREACHABLE_REQUESTS)
@@ -386,7 +384,7 @@ async def test_unix_socket_url_serves_uploads(make_redis_app: AppFactory, unix_r
 def tls_redis(tmp_path: Path) -> Iterator[str]:
     """A redis-server speaking only TLS with a self-signed certificate; yields its rediss:// URL."""
     cert, key = self_signed_certificate(tmp_path)
-    port = _free_tcp_port()
+    port = free_ports(1)[0]
     tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]  # fmt: skip
     command = [
@@ -406,13 +404,6 @@ def tls_redis(tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_tls(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -255,6 +255,7 @@ def run_one(
     except ServerError as exc:
         shutil.rmtree(run_dir, ignore_errors=True)
         return {**record, "errors": [str(exc)[:2000]]}
+    record["create_cost_us"] = running.create_cost_us
     workload = WORKLOADS[workload_key](inputs, running)
     outcome: Outcome | None = None
     try:
@@ -316,7 +317,7 @@ def _progress(record: dict[str, Any], round_index: int, rounds: int) -> str:
     return (
         f"{head} {record['rate']:8.1f} {unit}{latency}, server CPU {usage['server_cpu_s']:.2f} s, "
         f"peak RSS {usage['rss_peak_mb']:.0f} MB, {'verified' if record['verified'] else 'NOT VERIFIED'}, "
-        f"{record['connections']} conn, "
+        f"{record['connections']} conn, file create {record['create_cost_us']:.0f} µs, "
         f"foreign CPU {usage['foreign_cpu_s']:.2f} s{' (contaminated)' if usage['contaminated'] else ''}"
     )
 

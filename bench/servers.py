@@ -25,6 +25,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 import psutil
+from fsprobe import fast_directory
 
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent
@@ -266,6 +267,7 @@ class RunningServer:
     port: int
     data_dir: Path
     log_path: Path
+    create_cost_us: float  # CPU per file created in data_dir, measured before the start (bench/fsprobe.py)
 
     @property
     def url(self) -> str:
@@ -313,7 +315,8 @@ def start(server: Server, run_dir: Path) -> RunningServer:
     """Start the server with a fresh data directory under run_dir and wait until it answers."""
     data_dir = run_dir / "data"
     scratch = run_dir / "scratch"
-    data_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True)
+    create_cost_us = fast_directory(data_dir)
     scratch.mkdir()
     port = free_port()
     log_path = run_dir / "server.log"
@@ -327,7 +330,7 @@ def start(server: Server, run_dir: Path) -> RunningServer:
             cwd=run_dir,
             start_new_session=True,
         )
-    running = RunningServer(server, process, port, data_dir, log_path)
+    running = RunningServer(server, process, port, data_dir, log_path, create_cost_us)
     try:
         _wait_ready(running)
     except BaseException:

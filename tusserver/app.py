@@ -11,7 +11,6 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +21,7 @@ from tusserver.cleanup import sweep_forever
 from tusserver.context import TusContext, utcnow
 from tusserver.endpoints import Endpoints, Handler
 from tusserver.locking import Locker, MemoryLocker, SupportsServe
-from tusserver.middleware import ResponseHeadersMiddleware, TusRequestMiddleware, to_starlette
+from tusserver.middleware import TusMiddleware, to_starlette
 from tusserver.protocol import responses
 from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNotFoundError
 from tusserver.protocol.rules import supported_extensions
@@ -176,18 +175,14 @@ def _routes(endpoints: Endpoints, base_path: str) -> list[Route]:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    return [
-        Middleware(ResponseHeadersMiddleware),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_ALLOW_HEADERS,
-            expose_headers=CORS_EXPOSE_HEADERS,
-            max_age=86400,
-        ),
-        Middleware(TusRequestMiddleware, check_head=settings.require_tus_resumable_on_head),
-    ]
+    cors = {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": CORS_METHODS,
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS,
+        "max_age": 86400,
+    }
+    return [Middleware(TusMiddleware, cors=cors, check_head=settings.require_tus_resumable_on_head)]
 
 
 async def _router_error(request: Request, exc: Exception) -> Response:

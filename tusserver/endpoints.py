@@ -20,7 +20,7 @@ from tusserver import downloads, finals
 from tusserver.body import BodyReader, digesting
 from tusserver.context import TusContext
 from tusserver.locking import Lease
-from tusserver.middleware import to_starlette
+from tusserver.middleware import header_fields, to_starlette
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
@@ -58,21 +58,6 @@ class Append:
 def hasher_is_slow(checksum: Checksum | None) -> bool:
     """True for the hashes worth a worker thread per chunk."""
     return checksum is not None and checksum.algorithm in SLOW_ALGORITHMS
-
-
-def _header_fields(request: Request) -> dict[str, str]:
-    """The request's header fields by (lower-case) name, built once (each Starlette `Headers.get`
-    scans every field, and parsing a request looks up about ten).
-
-    Repeated fields are combined with ", " (RFC 9110 §5.3): list fields such as Upload-Metadata keep
-    every item, and a singleton such as Upload-Offset sent twice no longer parses, so it gets a 400
-    rather than the server and a proxy in front of it each believing a different copy.
-    """
-    fields: dict[str, str] = {}
-    for raw_name, raw_value in request.scope["headers"]:
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        fields[name] = f"{fields[name]}, {value}" if name in fields else value
-    return fields
 
 
 def from_storage(exc: StorageError) -> TusError:
@@ -124,7 +109,7 @@ class Endpoints:
     async def post(self, request: Request) -> TusResponse:
         """tus §POST (creation, creation-with-upload, creation-defer-length)."""
         tus = self.tus
-        fields = _header_fields(request)
+        fields = header_fields(request.scope)
         concat = parse_concat(fields.get("upload-concat"), self._upload_path(request))
         create = headers.parse_create(fields, concat)
         max_size = tus.max_size(deferred=create.length is None)
@@ -181,7 +166,7 @@ class Endpoints:
         """tus §PATCH: append the body at Upload-Offset."""
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        patch = headers.parse_patch(_header_fields(request))
+        patch = headers.parse_patch(header_fields(request.scope))
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
             rules.check_not_expired(info, tus.clock())

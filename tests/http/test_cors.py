@@ -96,3 +96,5 @@ async def test_request_without_origin_gets_no_cors_headers(client: httpx.AsyncCl
     response = await client.post("/files/", headers=TUS | {"Upload-Length": "10"})
     assert response.status_code == 201
     assert not [name for name in response.headers if name.startswith("access-control-")]
+    # A cache must not hand this response to a cross-origin request, which would get CORS headers.
+    assert response.headers.get_list("vary") == ["Origin"]

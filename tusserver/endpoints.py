@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
@@ -69,6 +70,24 @@ def from_storage(exc: StorageError) -> TusError:
     return StorageFailureError()  # details go to the log, not to the client
 
 
+class _Endpoint:
+    """An ASGI app, so that Starlette's Route calls it as it is: wrapped as a request-response
+    function, each request would pass through two more layers (and their send wrappers) that only
+    catch exceptions, which the endpoint never lets out."""
+
+    def __init__(self, endpoints: Endpoints, handlers: Mapping[str, Handler]) -> None:
+        self.endpoints = endpoints
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await self.handlers[request.method](request)
+        except Exception as exc:  # every failure becomes a clean, logged response
+            response = self.endpoints.error_response(request, exc)
+        await (response if isinstance(response, Response) else to_starlette(response))(scope, receive, send)
+
+
 class Endpoints:
     """The tus handlers bound to one `TusContext`."""
 
@@ -76,20 +95,13 @@ class Endpoints:
         self.tus = tus
         self._peeking = tus.state if isinstance(tus.state, SupportsPeek) else None
 
-    def route(self, handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
+    def route(self, handlers: Mapping[str, Handler]) -> ASGIApp:
         """One endpoint for a URL: pick the handler by method, render its `TusResponse`, or the
         error table's answer to any failure."""
+        return _Endpoint(self, handlers)
 
-        async def endpoint(request: Request) -> Response:
-            try:
-                response = await handlers[request.method](request)
-            except Exception as exc:  # every failure becomes a clean, logged response
-                response = self._error_response(request, exc)
-            return response if isinstance(response, Response) else to_starlette(response)
-
-        return endpoint
-
-    def _error_response(self, request: Request, exc: Exception) -> TusResponse:
+    def error_response(self, request: Request, exc: Exception) -> TusResponse:
+        """The error table's answer to `exc`; storage errors and unexpected ones are logged."""
         upload_id = request.path_params.get("upload_id") or getattr(request.state, "upload_id", "-")
         if isinstance(exc, TusError):
             error = exc

@@ -36,7 +36,7 @@ from tusserver.protocol.errors import (
 from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
 from tusserver.state.base import SupportsPeek
-from tusserver.urls import forwarded_origin
+from tusserver.urls import forwarded_origin, request_origin
 
 __all__ = ["Append", "Endpoints", "from_storage"]
 
@@ -252,9 +252,11 @@ class Endpoints:
         return path
 
     def _location(self, request: Request, upload_id: str) -> str:
-        url = request.url.replace(path=self._upload_path(request) + upload_id, query="", fragment="")
+        fields = header_fields(request.scope)
+        scheme, host = request_origin(request.scope, fields.get("host"))
         client = request.client.host if request.client else None
         if self.tus.trusted_proxies.trusts(client):
-            scheme, host = forwarded_origin(request.headers)
-            url = url.replace(scheme=scheme or url.scheme, netloc=host or url.netloc)
-        return str(url)
+            forwarded_scheme, forwarded_host = forwarded_origin(fields)
+            scheme, host = forwarded_scheme or scheme, forwarded_host or host
+        origin = f"{scheme}://{host}" if host else ""  # relative without a known host (RFC 9110 §10.2.2)
+        return origin + self._upload_path(request) + upload_id

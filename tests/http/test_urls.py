@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import httpx
 import pytest
 
-from tests.http.asgi import open_client
+from tests.http.asgi import ScriptedReceive, asgi_call, chunk, http_scope, open_client
 from tests.http.conftest import AppFactory
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 
@@ -40,6 +40,29 @@ async def test_location_is_absolute_from_host_header(make_app: AppFactory) -> No
 async def test_forwarding_headers_ignored_by_default(make_app: AppFactory, headers: Mapping[str, str]) -> None:
     location = await location_seen_by(make_app, headers)
     assert location.startswith("http://testserver/files/")
+
+
+SERVER_FALLBACK = [
+    pytest.param(None, ("uploads.internal", 8080), "http://uploads.internal:8080/files/", id="no-host-header"),
+    pytest.param("evil.example/x?", ("uploads.internal", 80), "http://uploads.internal/files/", id="not-a-host"),
+    pytest.param("a b", ("uploads.internal", 80), "http://uploads.internal/files/", id="space"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("host", "server", "expected"), SERVER_FALLBACK)
+async def test_location_falls_back_to_server_address(
+    make_app: AppFactory, host: str | None, server: tuple[str, int], expected: str
+) -> None:
+    """Without a usable Host header, Location names the server's own address, never the header's junk."""
+    scope = http_scope("POST", "/files/", TUS | {"Upload-Length": "10"})
+    scope["headers"] = [(name, value) for name, value in scope["headers"] if name != b"host"]
+    if host is not None:
+        scope["headers"].append((b"host", host.encode()))
+    scope["server"] = server
+    response = await asgi_call(make_app(), scope, ScriptedReceive([chunk(b"", more=False)]))
+    assert response.status == 201
+    assert re.fullmatch(re.escape(expected) + ID, response.headers["location"])
 
 
 TRUSTED = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from storage_backends.base import StorageRef
@@ -81,14 +82,32 @@ async def test_sqlite_records_survive_reopen(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_sqlite_checkpoints_rarely(tmp_path: Path) -> None:
-    """A checkpoint (two fsyncs) runs inside a commit, on the event loop: SQLite's default runs one every
-    1,000 pages of log; the store waits for 16,384, so these ~2,000 pages leave the database file as it was."""
+async def test_sqlite_commits_checkpoint_rarely(tmp_path: Path) -> None:
+    """A checkpoint inside a commit runs on the event loop: SQLite's default runs one every 1,000 pages of
+    log; the store waits for 16,384, so these ~2,000 pages leave the database file as it was."""
     path = tmp_path / "state.sqlite3"
-    store = SQLiteStateStore(path)
+    store = SQLiteStateStore(path, checkpoint_interval=None)
     empty = path.stat().st_size
     for number in range(600):
         await store.create(info(f"u{number}", metadata={"filename": "A" * 6000}))  # 2 pages or more each
     assert path.stat().st_size == empty
     await store.aclose()
     assert path.stat().st_size > 600 * 6000  # closing checkpoints everything
+
+
+@pytest.mark.anyio
+async def test_sqlite_checkpoints_in_the_background(tmp_path: Path) -> None:
+    """The background checkpointer copies the log into the database file without waiting for a commit
+    to reach the threshold, and without blocking the commits that go on meanwhile."""
+    path = tmp_path / "state.sqlite3"
+    store = SQLiteStateStore(path, checkpoint_interval=0.01)
+    empty = path.stat().st_size
+    for number in range(600):
+        await store.create(info(f"u{number}", metadata={"filename": "A" * 6000}))
+    with anyio.fail_after(10):
+        # A file size has no event to wait on. No commit reached the threshold: the thread copied the pages.
+        while path.stat().st_size < 600 * 6000:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    assert path.stat().st_size > empty
+    assert await store.get("u599") == info("u599", metadata={"filename": "A" * 6000})
+    await store.aclose()

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete, SupportsOpen
 from storage_backends.local import LocalStorage
@@ -103,9 +104,10 @@ def create_app(
         await tus.aclose()
         logger.info("stopped: state and storage closed")
 
+    routes = _routes(Endpoints(tus), settings.base_path)
     app = Starlette(
-        routes=_routes(Endpoints(tus), settings.base_path),
-        middleware=_middleware(settings),
+        routes=routes,
+        middleware=[*_middleware(settings), Middleware(_TusRoutes, routes=routes)],
         exception_handlers={HTTPException: _router_error},
         lifespan=lifespan,
     )
@@ -183,6 +185,25 @@ def _middleware(settings: Settings) -> list[Middleware]:
         "max_age": 86400,
     }
     return [Middleware(TusMiddleware, cors=cors, check_head=settings.require_tus_resumable_on_head)]
+
+
+class _TusRoutes:
+    """The tus routes' requests straight to their endpoint, past Starlette's exception middleware and
+    router; whatever they do not fully match (a 404, a 405, the lifespan) takes the usual way there."""
+
+    def __init__(self, app: ASGIApp, *, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:  # as Starlette's Router does for a full match
+                    scope.update(child_scope)
+                    await route.app(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 async def _router_error(request: Request, exc: Exception) -> Response:

@@ -97,17 +97,17 @@ async def test_sqlite_commits_checkpoint_rarely(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_sqlite_checkpoints_in_the_background(tmp_path: Path) -> None:
-    """The background checkpointer copies the log into the database file without waiting for a commit
-    to reach the threshold, and without blocking the commits that go on meanwhile."""
+    """Past 1,000 commits, the background checkpointer copies the log into the database file without
+    waiting for a commit to reach the threshold, and without blocking the commits that go on meanwhile."""
     path = tmp_path / "state.sqlite3"
     store = SQLiteStateStore(path, checkpoint_interval=0.01)
     empty = path.stat().st_size
-    for number in range(600):
+    for number in range(1000):
         await store.create(info(f"u{number}", metadata={"filename": "A" * 6000}))
     with anyio.fail_after(10):
         # A file size has no event to wait on. No commit reached the threshold: the thread copied the pages.
-        while path.stat().st_size < 600 * 6000:  # noqa: ASYNC110
+        while path.stat().st_size < 1000 * 6000:  # noqa: ASYNC110
             await anyio.sleep(0.01)
     assert path.stat().st_size > empty
-    assert await store.get("u599") == info("u599", metadata={"filename": "A" * 6000})
+    assert await store.get("u999") == info("u999", metadata={"filename": "A" * 6000})
     await store.aclose()

@@ -80,4 +80,5 @@ def request_origin(scope: Mapping[str, Any], host: str | None) -> tuple[str, str
     if server is None:
         return scheme, None
     name, port = server
+    name = f"[{name}]" if ":" in name else name  # an IPv6 address (RFC 3986 §3.2.2)
     return scheme, name if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{name}:{port}"

@@ -46,6 +46,7 @@ SERVER_FALLBACK = [
     pytest.param(None, ("uploads.internal", 8080), "http://uploads.internal:8080/files/", id="no-host-header"),
     pytest.param("evil.example/x?", ("uploads.internal", 80), "http://uploads.internal/files/", id="not-a-host"),
     pytest.param("a b", ("uploads.internal", 80), "http://uploads.internal/files/", id="space"),
+    pytest.param(None, ("::1", 8080), "http://[::1]:8080/files/", id="ipv6-server"),
 ]
 
 

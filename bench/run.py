@@ -282,8 +282,8 @@ def run_one(
 
 def _discard(run_dir: Path) -> None:
     """Free the disk a run used, but leave its small files until the benchmark ends (`main` removes the work
-    directory): deleting thousands of files makes every file creation on ext4 cost 10-25x more CPU for a while
-    afterwards (measured here: 20 us -> 250-550 us per create), which would slow whichever server runs next."""
+    directory): on ext4 without a journal, deleting thousands of files makes file creation next to them cost
+    10-30x more CPU for minutes (why: bench/fsprobe.py, which also keeps each run's data away from such places)."""
     for directory, _, names in os.walk(run_dir):
         for name in names:
             path = Path(directory, name)

@@ -1,6 +1,6 @@
 """Benchmark tusserver against @tus/server and the hardware ceiling, interleaved, and report medians and ratios.
 
-Run from the repository root:  .venv/bin/python bench/run.py            (full: 3 rounds, 1 GiB, 500 small uploads)
+Run from the repository root:  .venv/bin/python bench/run.py            (full: 5 rounds, 1 GiB, 500 small uploads)
                                .venv/bin/python bench/run.py --quick    (smoke test, under a minute)
 """
 
@@ -34,7 +34,7 @@ GIB = 1 << 30
 GEN_BLOCK = 8 << 20
 BIG = {"W1", "W2", "W5"}  # the workloads that send the source file
 FULL = {
-    "rounds": 3,
+    "rounds": 5,
     "size": "1G",
     "small_count": 500,
     "head_count": 10000,
@@ -68,7 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add = parser.add_argument
     add("--quick", action="store_true", help="smoke test: 1 round, 128M, 100 small uploads, 2000 HEADs, no retries")
-    add("--rounds", type=int, help="rounds; every server runs every workload once per round (full: 3)")
+    add("--rounds", type=int, help="rounds; every server runs every workload once per round (full: 5)")
     add("--size", help="W1/W2/W5 upload size, e.g. 1G (full: 1G, quick: 128M)")
     add("--chunk", default="8M", help="W2 PATCH size (default 8M)")
     add("--small-count", type=int, help="W3 uploads per run (full: 500, quick: 100)")

@@ -164,7 +164,7 @@ class RedisLocker:
                 for lease in leases:
                     lease.request_release()
             with anyio.CancelScope(shield=True):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis-py 8.2
 
     def _forget(self, upload_id: str, lease: RedisLease) -> None:
         leases = self._leases.get(upload_id)
@@ -184,4 +184,4 @@ class RedisLocker:
             lease.request_release()  # blind to release requests: better to let go
         finally:
             with anyio.CancelScope(shield=True):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis-py 8.2

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.config import HTTPProtocolType
 
 from tusserver._malloc import tune_malloc
 from tusserver.app import create_app
 from tusserver.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: httptools may be missing at run time
+    from uvicorn.config import HTTPProtocolType
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["SETTINGS_VARIABLE", "app_from_environment", "run"]

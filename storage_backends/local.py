@@ -28,6 +28,7 @@ from typing import BinaryIO, ClassVar
 import anyio.to_thread
 
 from storage_backends._keys import check_key
+from storage_backends._reserve import Reservation
 from storage_backends.base import StorageRef
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
 
@@ -72,18 +73,20 @@ class LocalStorage:
     async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Write `chunks` at `offset`, dropping any unacknowledged tail (see `StorageBackend.append`)."""
         fd = self._open_at(ref.key, offset)
-        written = 0
+        reservation, position = Reservation(fd, offset), offset
         try:
             async for chunk in chunks:
+                reservation.before_write(position, len(chunk))
                 _write_all(fd, chunk)
-                written += len(chunk)
-            if self.fsync and written:
+                position += len(chunk)
+            if self.fsync and position > offset:
                 await anyio.to_thread.run_sync(os.fdatasync, fd)
         except OSError as exc:
             raise StorageError(f"cannot write {ref.key}: {exc.strerror}") from exc
         finally:
+            reservation.release(position)
             os.close(fd)
-        return offset + written
+        return position
 
     def _open_at(self, key: str, offset: int) -> int:
         try:

@@ -49,6 +49,7 @@ def summarize(
             if slot:
                 per_server[server] = _summarize_slot(slot, list(extra))
         summary[workload] = {"servers": per_server, "ratios": _ratios(per_server)}
+        summary[workload]["rate_by_round"] = _rate_by_round([run for run in runs if run["workload"] == workload])
         if extra:
             summary[workload]["extra_columns"] = extra
     for workload, base in CROSS.items():
@@ -92,6 +93,26 @@ def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
             if other not in subjects:
                 ratios[f"{subject}/{other}"] = _metric_ratios(per_server[subject], stats)
     return ratios
+
+
+def _rate_by_round(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """Each tusserver variant's rate over each other server's in the same round, spread over the rounds.
+
+    The servers of a round run minutes apart at most, so the machine's slow drifts (PERF.md, BENCHMARKS.md)
+    cancel out of these ratios; their min-max shows how far one round's verdict can be trusted.
+    """
+    rates: dict[str, dict[int, float]] = {}
+    for run in runs:
+        if run["kept"] and not run["errors"] and run.get("rate"):
+            rates.setdefault(run["server"], {})[run["round"]] = run["rate"]
+    by_round: dict[str, dict[str, float | int]] = {}
+    for subject in (name for name in rates if name.startswith(SUBJECT)):
+        for other in (name for name in rates if not name.startswith(SUBJECT)):
+            rounds = sorted(rates[subject].keys() & rates[other].keys())
+            found = spread([rates[subject][r] / rates[other][r] for r in rounds])
+            if found is not None:
+                by_round[f"{subject}/{other}"] = found
+    return by_round
 
 
 def _cross_ratios(own: dict[str, Any], base: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -160,9 +181,14 @@ def _render(rows: list[list[str]]) -> list[str]:
 
 
 def _ratio_lines(
-    ratios: dict[str, dict[str, float]], labels: dict[str, str], unit: str, workloads: tuple[str, str] | None = None
+    ratios: dict[str, dict[str, float]],
+    labels: dict[str, str],
+    unit: str,
+    workloads: tuple[str, str] | None = None,
+    by_round: dict[str, dict[str, float | int]] | None = None,
 ) -> list[str]:
-    """One line per pair; `workloads` (ours, theirs) names the workloads when they differ (W5 / W1)."""
+    """One line per pair; `workloads` (ours, theirs) names the workloads when they differ (W5 / W1);
+    `by_round` adds the spread of the pair's rate ratios taken round by round."""
     names = {"rate": unit, "server_cpu": "server CPU", "p99_ms": "p99", "rss_peak_mb": "peak RSS"}
     ours, theirs = (f" {workloads[0]}", f" {workloads[1]}") if workloads else ("", "")
     lines = []
@@ -171,6 +197,9 @@ def _ratio_lines(
             continue
         subject, other = pair.split("/", 1)
         text = ", ".join(f"{names[metric]} {value:.2f}x" for metric, value in values.items())
+        paired = (by_round or {}).get(pair)
+        if paired is not None and paired["n"] > 1:
+            text += f" ({unit} round by round: {paired['median']:.2f}x [{paired['min']:.2f}-{paired['max']:.2f}])"
         lines.append(f"  {labels.get(subject, subject)}{ours} / {labels.get(other, other)}{theirs}: {text}")
     return lines
 
@@ -192,11 +221,12 @@ def table(
         rows += [_row(labels.get(name, name), stats, extra) for name, stats in block["servers"].items()]
         out += _render(rows)
         out += [f"  {labels.get(name, name)}: {reason}" for name, reason in absent.get(workload, {}).items()]
-        out += _ratio_lines(block["ratios"], labels, units[workload])
+        out += _ratio_lines(block["ratios"], labels, units[workload], by_round=block.get("rate_by_round"))
         if workload in CROSS:
             out += _cross_lines(workload, block, labels, units[workload])
         out.append("")
     out.append("Ratios are tusserver / other on medians: above 1 is better for throughput, below 1 for CPU, p99, RSS.")
+    out.append("Round by round: the median [min-max] of the ratios of runs in the same round (the servers alternate).")
     return "\n".join(out)
 
 

@@ -7,9 +7,9 @@ Why: ext4 and XFS allocate blocks lazily, page by page, for writes past the bloc
 
 Safety: `FALLOC_FL_KEEP_SIZE` leaves the file's size alone, so the size still counts only bytes
 written, the rule `LocalStorage` recovers offsets by. Reserving starts only after an append has
-written `LEAD_IN` bytes and stays at most `WINDOW` ahead, so a client cannot reserve much more
-disk than it sends, and `release` frees what an ended append did not fill (or a finished file
-would keep blocks past its end). Where the call fails (no such call, a file system without it,
+written `LEAD_IN` bytes and stays at most `WINDOW` ahead (and within the body's declared size),
+so a client cannot reserve much more disk than it sends, and `release` frees what an ended append
+did not fill (or a finished file would keep blocks past its end). Where the call fails (no such call, a file system without it,
 a full disk) reserving stops for that append and the writes go on as before: a write into a full
 disk still fails on its own, with its own error.
 """
@@ -47,11 +47,16 @@ _fallocate = _load_fallocate()
 
 
 class Reservation:
-    """The blocks reserved ahead of one append's writes to `fd`, which start at `offset`."""
+    """The blocks reserved ahead of one append's writes to `fd`, which start at `offset`.
 
-    def __init__(self, fd: int, offset: int) -> None:
+    `declared_end` is where the body should end (offset + Content-Length), if known: nothing is
+    reserved past it, so an append that receives its whole body leaves nothing to free.
+    """
+
+    def __init__(self, fd: int, offset: int, declared_end: int | None = None) -> None:
         self._fd = fd
         self._end = offset + LEAD_IN  # reserved up to here (the lead-in counts as if it were)
+        self._limit = declared_end
         self._reserved = False
         self._active = _fallocate is not None
 
@@ -61,6 +66,8 @@ class Reservation:
         if end <= self._end or not self._active:
             return
         start, self._end = max(position, self._end), end + WINDOW
+        if self._limit is not None:  # never below `end`: a body longer than declared still writes into its own
+            self._end = max(end, min(self._end, self._limit))
         if _call(self._fd, _KEEP_SIZE, start, self._end - start):
             self._reserved = True
         else:

@@ -51,7 +51,9 @@ class StorageBackend(Protocol):
         """
         ...
 
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
         """Store `chunks` from `offset` on and return the new stored length.
 
         Bytes stored past `offset` by an earlier request that was never acknowledged (a crash,
@@ -62,6 +64,8 @@ class StorageBackend(Protocol):
             ref: the upload's storage reference.
             offset: the acknowledged offset; the first chunk's byte goes there.
             chunks: the request body, ending cleanly whatever happened to the request.
+            size: how many bytes the body declares (its Content-Length), None if unknown. A hint,
+                such as for reserving space: the body may end sooner (a disconnect).
 
         Returns:
             `offset` plus the number of bytes stored from `chunks`.

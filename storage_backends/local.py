@@ -70,10 +70,12 @@ class LocalStorage:
             await anyio.to_thread.run_sync(_fsync_dir, self.root)
         return StorageRef(backend=self.scheme, key=key)
 
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
         """Write `chunks` at `offset`, dropping any unacknowledged tail (see `StorageBackend.append`)."""
         fd = self._open_at(ref.key, offset)
-        reservation, position = Reservation(fd, offset), offset
+        reservation, position = Reservation(fd, offset, None if size is None else offset + size), offset
         try:
             async for chunk in chunks:
                 reservation.before_write(position, len(chunk))

@@ -36,7 +36,9 @@ class MemoryStorage:
         self.blobs[key] = bytearray()
         return StorageRef(backend=self.scheme, key=key)
 
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
         """Append at `offset`, dropping an unacknowledged tail (see `StorageBackend.append`)."""
         blob = self._blob(ref.key)
         if len(blob) < offset:

@@ -211,7 +211,9 @@ class S3Storage:
             extra["length"] = str(length)
         return StorageRef(backend=self.scheme, key=object_key, extra=extra)
 
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
         """Fill parts from `offset` on, upload each full one, keep the rest as the tail object."""
         upload = Upload.of(ref)
         writer = PartWriter(self, upload, offset)

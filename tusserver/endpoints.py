@@ -48,12 +48,14 @@ Handler = Callable[[Request], Awaitable[TusResponse | Response]]
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """One body to append: the upload (with any newly declared length), the byte limit, the checksum."""
+    """One body to append: the upload (with any newly declared length), the byte limit, the checksum,
+    and the body's declared size (Content-Length; None for a chunked body)."""
 
     info: UploadInfo
     limit: int | None
     checksum: Checksum | None
     was_complete: bool
+    size: int | None
 
 
 def hasher_is_slow(checksum: Checksum | None) -> bool:
@@ -141,7 +143,8 @@ class Endpoints:
         if plan.read_body:
             try:
                 async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
-                    append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete)
+                    size = create.content_length
+                    append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete, size=size)
                     info = await self._receive(request, append, lease)
             except TusError as error:
                 error.extra_headers["Location"] = location  # the upload exists; let the client resume it
@@ -184,7 +187,9 @@ class Endpoints:
             rules.check_not_expired(info, tus.clock())
             plan = rules.plan_patch(info, patch, max_size=tus.max_size(deferred=info.length is None))
             declared = info if plan.length == info.length else info.model_copy(update={"length": plan.length})
-            append = Append(declared, plan.body_limit, patch.checksum, was_complete=info.is_complete)
+            append = Append(
+                declared, plan.body_limit, patch.checksum, was_complete=info.is_complete, size=patch.content_length
+            )
             info = await self._receive(request, append, lease)
         return responses.patch_response(info)
 
@@ -224,7 +229,7 @@ class Endpoints:
         lease.on_release_request(body.stop)
         hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
         chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
-        offset = await self.tus.storage.append(append.info.storage, append.info.offset, chunks)
+        offset = await self.tus.storage.append(append.info.storage, append.info.offset, chunks, size=append.size)
         end = body.end or rules.BodyEnd.COMPLETE
         rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
         info = append.info.model_copy(update={"offset": offset})

@@ -21,6 +21,20 @@ class CompletionRecorder(MemoryStorage):
         await super().complete(ref, length)
 
 
+class SizeRecorder(MemoryStorage):
+    """MemoryStorage that records the declared body size each append was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int | None] = []
+
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
+        self.sizes.append(size)
+        return await super().append(ref, offset, chunks, size=size)
+
+
 async def chunked(*chunks: bytes) -> AsyncIterator[bytes]:
     """A body without Content-Length: httpx sends it with Transfer-Encoding: chunked."""
     for chunk in chunks:
@@ -51,8 +65,10 @@ class NoDeleteStorage:
     async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         return await self.inner.create(key, length=length, content_type=content_type)
 
-    async def append(self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        return await self.inner.append(ref, offset, chunks)
+    async def append(
+        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
+    ) -> int:
+        return await self.inner.append(ref, offset, chunks, size=size)
 
     async def stored_length(self, ref: StorageRef) -> int:
         return await self.inner.stored_length(ref)

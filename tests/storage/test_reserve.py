@@ -65,6 +65,18 @@ async def test_big_append_reserves_ahead_without_growing_the_size(upload: Upload
 
 
 @pytest.mark.anyio
+async def test_reserves_no_further_than_the_declared_size(upload: Upload) -> None:
+    """With Content-Length known, a body received whole leaves nothing to free (no churn per PATCH)."""
+    storage, ref, path = upload
+    seen: list[tuple[int, int]] = []
+    total = _reserve.LEAD_IN + 3 * _reserve.WINDOW + 1000
+    assert await storage.append(ref, 0, body(total, seen, path), size=total) == total
+    assert max(blocks - size for size, blocks in seen) >= _reserve.WINDOW  # still ahead of the writes
+    assert all(blocks < total + SLACK for _, blocks in seen)  # but never past the declared end
+    assert allocated(path) < total + SLACK
+
+
+@pytest.mark.anyio
 async def test_small_append_reserves_nothing(upload: Upload) -> None:
     storage, ref, path = upload
     seen: list[tuple[int, int]] = []
@@ -77,9 +89,9 @@ async def test_small_append_reserves_nothing(upload: Upload) -> None:
 async def test_an_interrupted_append_leaves_no_reserved_blocks(upload: Upload) -> None:
     storage, ref, path = upload
     seen: list[tuple[int, int]] = []
-    stop = _reserve.LEAD_IN + PIECE
+    stop, declared = _reserve.LEAD_IN + PIECE, 64 * 1024 * 1024
     with pytest.raises(Disconnected):
-        await storage.append(ref, 0, body(64 * 1024 * 1024, seen, path, fail_after=stop))
+        await storage.append(ref, 0, body(declared, seen, path, fail_after=stop), size=declared)
     assert seen[-1][1] >= stop + _reserve.WINDOW - PIECE  # it had reserved ahead
     assert os.stat(path).st_size == stop
     assert allocated(path) < stop + SLACK

@@ -1,7 +1,8 @@
 """PieceProtocol (tusserver/_uvicorn.py) on uvicorn's real HTTP machinery, fed bytes as a socket would.
 
-The protocol only changes how body pieces are gathered, so every test checks what the app receives:
-exact `bytes`, the pieces in order, nothing lost or doubled, whichever way they arrive.
+Body pieces: every test checks what the app receives: exact `bytes`, the pieces in order, nothing
+lost or doubled, whichever way they arrive. Heads: one past MAX_HEAD gets a 431 and the connection
+closes before any app runs; bodies and earlier requests on the connection do not count.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from tusserver._uvicorn import PieceProtocol
+from tusserver._uvicorn import MAX_HEAD, PieceProtocol
 from tusserver.servers import _uvicorn_protocol
 
 pytestmark = pytest.mark.anyio
@@ -99,11 +101,12 @@ async def test_the_app_gets_every_piece_as_bytes_in_order() -> None:
 
 async def test_a_body_in_one_piece_arrives_whole() -> None:
     app = RecordingApp()
-    protocol, _ = connect(app)
+    protocol, transport = connect(app)
     data = bytes(range(256)) * 1024
-    protocol.data_received(head(len(data)) + data)
+    protocol.data_received(head(len(data)) + data)  # 256 KiB of body in the read that ends the head: no head bytes
     await app.done.wait()
     assert bodies(app) == [(data, False)]
+    assert not transport.closed
 
 
 async def test_chunked_pieces_in_one_read_are_gathered() -> None:
@@ -130,3 +133,72 @@ async def test_two_requests_on_one_connection_keep_their_bodies_apart() -> None:
 
 def test_the_cli_runs_uvicorn_with_piece_protocol() -> None:
     assert _uvicorn_protocol() is PieceProtocol
+
+
+def assert_rejected(app: RecordingApp, transport: FakeTransport) -> None:
+    assert transport.written.startswith(b"HTTP/1.1 431 ")
+    assert b"\r\nConnection: close\r\n" in transport.written
+    assert b"\r\nTus-Resumable: 1.0.0\r\n" in transport.written
+    assert transport.written.endswith(b"\r\n\r\nERR_HEADERS_TOO_LARGE: the request line and headers exceed 64 KiB\n")
+    assert transport.closed
+    assert app.messages == []  # no app ran
+
+
+async def test_a_head_of_many_lines_past_the_limit_is_answered_431() -> None:
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    protocol.data_received(b"PATCH /files/x HTTP/1.1\r\nHost: h\r\n")
+    line = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+    for _ in range(MAX_HEAD // len(line) + 1):
+        assert not transport.closed
+        protocol.data_received(line)
+    assert_rejected(app, transport)
+
+
+async def test_one_endless_header_value_is_answered_431() -> None:
+    """httptools gathers a header's value until its line ends: the bytes count before that."""
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    protocol.data_received(b"PATCH /files/x HTTP/1.1\r\nX-Pad: ")
+    for _ in range(MAX_HEAD // 4096 + 1):
+        protocol.data_received(b"a" * 4096)
+    assert_rejected(app, transport)
+
+
+async def test_a_head_within_the_limit_is_served() -> None:
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    protocol.data_received(head(3).removesuffix(b"\r\n"))
+    for i in range(MAX_HEAD // 1100):  # a line of padding per read
+        protocol.data_received(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000))
+    protocol.data_received(b"\r\nabc")
+    await app.done.wait()
+    assert bodies(app) == [(b"abc", False)]
+    assert transport.written.startswith(b"HTTP/1.1 204 ")
+
+
+async def test_a_body_does_not_count() -> None:
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    body = bytes(range(256)) * (MAX_HEAD // 128)
+    protocol.data_received(head(len(body)))
+    for start in range(0, len(body), 4096):
+        protocol.data_received(body[start : start + 4096])
+        await anyio.lowlevel.checkpoint()  # the app reads: uvicorn stops reading past 64 KiB until it does
+    await app.done.wait()
+    assert b"".join(piece for piece, _ in bodies(app)) == body
+    assert not transport.closed
+
+
+async def test_earlier_heads_on_the_connection_do_not_count() -> None:
+    protocol, transport = connect(RecordingApp())
+    requests = 2 * MAX_HEAD // 30
+    for _ in range(requests):
+        app = protocol.app = RecordingApp()
+        protocol.data_received(head(1)[:30])  # the head in two reads, then its body
+        protocol.data_received(head(1)[30:])
+        protocol.data_received(b"x")
+        await app.done.wait()
+        assert bodies(app) == [(b"x", False)]
+    assert transport.written.count(b"HTTP/1.1 204 ") == requests
+    assert not transport.closed

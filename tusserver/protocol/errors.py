@@ -16,6 +16,7 @@ __all__ = [
     "ChecksumAlgorithmError",
     "ChecksumMismatchError",
     "ExtensionUnsupportedError",
+    "HeadTooLargeError",
     "InternalServerError",
     "InvalidChecksumError",
     "InvalidConcatError",
@@ -199,6 +200,13 @@ class SizeExceededError(TusError):
     status = 413
     code = "ERR_UPLOAD_SIZE_EXCEEDED"
     default_message = "request body runs past the upload's length"
+
+
+class HeadTooLargeError(TusError):
+    # RFC 6585 §5. Answered by the HTTP layer (tusserver._uvicorn), before any handler runs.
+    status = 431
+    code = "ERR_HEADERS_TOO_LARGE"
+    default_message = "the request line and headers are too large"
 
 
 class UploadLockedError(TusError):

@@ -31,6 +31,7 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.StorageFailureError, 500, "ERR_STORAGE"),
     (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
+    (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
 ]
 
 

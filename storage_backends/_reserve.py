@@ -9,9 +9,9 @@ Safety: `FALLOC_FL_KEEP_SIZE` leaves the file's size alone, so the size still co
 written, the rule `LocalStorage` recovers offsets by. Reserving starts only after an append has
 written `LEAD_IN` bytes and stays at most `WINDOW` ahead (and within the body's declared size),
 so a client cannot reserve much more disk than it sends, and `release` frees what an ended append
-did not fill (or a finished file would keep blocks past its end). Where the call fails (no such call, a file system without it,
-a full disk) reserving stops for that append and the writes go on as before: a write into a full
-disk still fails on its own, with its own error.
+did not fill (or a finished file would keep blocks past its end). Where the call fails (no such
+call, a file system without it, a full disk) reserving stops for that append and the writes go on
+as before: a write into a full disk still fails on its own, with its own error.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Body pieces: every test checks what the app receives: exact `bytes`, the pieces in order, nothing
 lost or doubled, whichever way they arrive. Heads: one past MAX_HEAD gets a 431 and the connection
-closes before any app runs; bodies and earlier requests on the connection do not count.
+closes before any app runs; bodies and earlier requests on the connection do not count. A head that
+takes longer than the head timeout gets a 408, a connection that sends nothing is closed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from tusserver._uvicorn import MAX_HEAD, PieceProtocol
+from tusserver._uvicorn import HEAD_TIMEOUT, MAX_HEAD, PieceProtocol
 from tusserver.servers import _uvicorn_protocol
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +29,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = b""
         self.closed = False
+        self.closing = anyio.Event()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 1080)}.get(name, default)
@@ -40,6 +42,7 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+        self.closing.set()
 
     def pause_reading(self) -> None:
         pass
@@ -72,7 +75,7 @@ def connect(app: RecordingApp) -> tuple[PieceProtocol, FakeTransport]:
     config = uvicorn.Config(app=app, lifespan="off", http=PieceProtocol, log_level="warning")
     protocol = PieceProtocol(config=config, server_state=ServerState(), app_state={})
     transport = FakeTransport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]  # a duck-typed transport
+    protocol.connection_made(transport)
     return protocol, transport
 
 
@@ -202,3 +205,43 @@ async def test_earlier_heads_on_the_connection_do_not_count() -> None:
         assert bodies(app) == [(b"x", False)]
     assert transport.written.count(b"HTTP/1.1 204 ") == requests
     assert not transport.closed
+
+
+@pytest.fixture
+def short_head_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
+    timeout = 0.05
+    monkeypatch.setattr(PieceProtocol, "head_timeout", timeout)
+    return timeout
+
+
+async def test_a_head_sent_too_slowly_is_answered_408(short_head_timeout: float) -> None:
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    protocol.data_received(b"PATCH /files/x HTTP/1.1\r\nHost: h\r\n")  # and then nothing more
+    with anyio.fail_after(5):
+        await transport.closing.wait()
+    assert transport.written.startswith(b"HTTP/1.1 408 ")
+    assert transport.written.endswith(b"\r\n\r\nERR_HEADERS_TIMEOUT: the request line and headers took over 0.05 s\n")
+    assert app.messages == []
+
+
+async def test_a_connection_that_sends_nothing_is_closed(short_head_timeout: float) -> None:
+    _, transport = connect(RecordingApp())
+    with anyio.fail_after(5):
+        await transport.closing.wait()
+    assert transport.written == b""
+
+
+async def test_the_head_timer_runs_only_while_a_head_is_awaited() -> None:
+    assert HEAD_TIMEOUT == 60  # nginx's client_header_timeout
+    app = RecordingApp()
+    protocol, _ = connect(app)
+    assert protocol._head_timer is not None  # from the connection's opening
+    protocol.data_received(head(3))
+    assert protocol._head_timer is None  # the body has the read timeout of the app (BodyReader)
+    protocol.data_received(b"abc")
+    await app.done.wait()
+    assert protocol._head_timer is None  # between requests, uvicorn's keep-alive timeout applies
+    protocol.app = RecordingApp()
+    protocol.data_received(b"PATCH /files/x HTTP/1.1\r\n")
+    assert protocol._head_timer is not None  # the next head has begun

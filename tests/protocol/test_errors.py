@@ -32,6 +32,7 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
     (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
+    (errors.HeadTimeoutError, 408, "ERR_HEADERS_TIMEOUT"),  # RFC 9110 §15.5.9
 ]
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "ChecksumAlgorithmError",
     "ChecksumMismatchError",
     "ExtensionUnsupportedError",
+    "HeadTimeoutError",
     "HeadTooLargeError",
     "InternalServerError",
     "InvalidChecksumError",
@@ -207,6 +208,13 @@ class HeadTooLargeError(TusError):
     status = 431
     code = "ERR_HEADERS_TOO_LARGE"
     default_message = "the request line and headers are too large"
+
+
+class HeadTimeoutError(TusError):
+    # RFC 9110 §15.5.9. Answered by the HTTP layer (tusserver._uvicorn), before any handler runs.
+    status = 408
+    code = "ERR_HEADERS_TIMEOUT"
+    default_message = "the request line and headers did not arrive in time"
 
 
 class UploadLockedError(TusError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -111,3 +114,91 @@ async def test_sqlite_checkpoints_in_the_background(tmp_path: Path) -> None:
     assert path.stat().st_size > empty
     assert await store.get("u999") == info("u999", metadata={"filename": "A" * 6000})
     await store.aclose()
+
+
+async def create_all(store: SQLiteStateStore, records: list[UploadInfo]) -> list[BaseException | None]:
+    """Create the records concurrently; each one's outcome, in order."""
+    outcomes: list[BaseException | None] = [None] * len(records)
+
+    async def one(index: int) -> None:
+        try:
+            await store.create(records[index])
+        except Exception as exc:
+            outcomes[index] = exc
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(len(records)):
+            tasks.start_soon(one, index)
+    return outcomes
+
+
+@pytest.fixture
+async def fsync_store(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStateStore, list[int]]]:
+    """A SQLite store with fsync, and the size of each group commit it makes."""
+    store = SQLiteStateStore(tmp_path / "state.sqlite3", fsync=True)
+    sizes: list[int] = []
+    commit = store._commit
+
+    def counted(batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        commit(batch)
+
+    store._commit = counted  # type: ignore[method-assign]  # a spy: the real commit runs
+    yield store, sizes
+    await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_sqlite_fsync_commits_concurrent_writes_together(fsync_store: tuple[SQLiteStateStore, list[int]]) -> None:
+    """With fsync each commit waits for the disk; writes that arrive meanwhile share the next one."""
+    store, sizes = fsync_store
+    records = [info(f"u{number}") for number in range(20)]
+    assert await create_all(store, records) == [None] * 20
+    assert sum(sizes) == 20
+    assert len(sizes) < 20  # the first commits alone, the others gather behind it
+    for record in records:
+        assert await store.get(record.id) == record
+
+
+@pytest.mark.anyio
+async def test_sqlite_fsync_a_failed_write_fails_alone(fsync_store: tuple[SQLiteStateStore, list[int]]) -> None:
+    store, sizes = fsync_store
+    await store.create(info("taken"))
+    outcomes = await create_all(store, [info("a"), info("taken"), info("b")])
+    assert [type(outcome) for outcome in outcomes] == [type(None), UploadExistsError, type(None)]
+    assert max(sizes) > 1  # the duplicate shared its commit with others
+    assert (await store.get("a"), await store.get("b")) == (info("a"), info("b"))
+
+
+class FailingCommits:
+    """The store's connection, except that COMMIT fails (fault injection: a disk error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, statement: str, *args: Any) -> sqlite3.Cursor:
+        if statement == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.db.execute(statement, *args)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+
+@pytest.mark.anyio
+async def test_sqlite_fsync_a_failed_commit_fails_every_write_in_it(
+    fsync_store: tuple[SQLiteStateStore, list[int]],
+) -> None:
+    store, sizes = fsync_store
+    db = store._db
+    store._db = FailingCommits(db)  # type: ignore[assignment]
+    outcomes = await create_all(store, [info(f"u{number}") for number in range(5)])
+    assert all(isinstance(outcome, sqlite3.OperationalError) for outcome in outcomes)
+    assert max(sizes) > 1
+    store._db = db
+    for number in range(5):  # rolled back: none of them was stored
+        with pytest.raises(UploadNotFoundError):
+            await store.get(f"u{number}")
+    await store.create(info("after"))  # and the store goes on
+    assert await store.get("after") == info("after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,3 +203,28 @@ async def test_sqlite_fsync_a_failed_commit_fails_every_write_in_it(
             await store.get(f"u{number}")
     await store.create(info("after"))  # and the store goes on
     assert await store.get("after") == info("after")
+
+
+@pytest.mark.anyio
+async def test_sqlite_fsync_reads_do_not_wait_for_a_commit(fsync_store: tuple[SQLiteStateStore, list[int]]) -> None:
+    """A commit holds the write connection while the disk syncs (~1 ms here); reads run on the event
+    loop and use a connection of their own, so the loop never waits for the disk."""
+    store, _ = fsync_store
+    await store.create(info("a"))
+    held, release = threading.Event(), threading.Event()
+
+    def commit_in_progress() -> None:
+        with store._lock:  # as a commit does while it syncs
+            held.set()
+            release.wait(5)  # a read that needed the lock would wait this long, then find it free
+
+    holder = threading.Thread(target=commit_in_progress)
+    holder.start()
+    held.wait()
+    record = await store.get("a")
+    expiring = [upload_id async for upload_id in store.expiring(datetime(2100, 1, 1, tzinfo=UTC))]
+    read_while_held = store._lock.locked()
+    release.set()
+    holder.join()
+    assert (record, expiring) == (info("a"), [])
+    assert read_while_held

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -89,6 +89,11 @@ class SQLiteStateStore:
             self._db.execute(statement)
         self._fsync = fsync
         self._lock = threading.Lock()  # one statement at a time, whichever thread runs it
+        # With fsync, a commit holds `_db` while the disk syncs; the event loop's reads use their own
+        # connection rather than wait for it (WAL lets readers and a writer run at once).
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False) if fsync else None
+        if self._reader is not None:
+            self._reader.execute("PRAGMA busy_timeout=5000")
         self._batch: list[_Write] = []  # with fsync: the writes waiting for the next group commit
         self._committing = anyio.Lock()
         self._checkpointer = _Checkpointer(path, checkpoint_interval) if checkpoint_interval else None
@@ -167,13 +172,18 @@ class SQLiteStateStore:
         except sqlite3.IntegrityError:
             raise UploadExistsError() from None
 
+    async def _read(self, query: str, row: tuple[object, ...]) -> list[Any]:
+        """The rows of a query, read on the event loop (a read never waits for the disk)."""
+        if self._reader is not None:
+            return self._reader.execute(query, row).fetchall()
+        return await self._run(lambda: self._db.execute(query, row).fetchall(), commit=False)
+
     async def get(self, upload_id: str) -> UploadInfo:
         """Load a record; raises UploadNotFoundError."""
-        select = functools.partial(self._db.execute, "SELECT info FROM uploads WHERE id = ?", (upload_id,))
-        row = await self._run(lambda: select().fetchone(), commit=False)
-        if row is None:
+        rows = await self._read("SELECT info FROM uploads WHERE id = ?", (upload_id,))
+        if not rows:
             raise UploadNotFoundError()
-        return UploadInfo.model_validate_json(row[0])
+        return UploadInfo.model_validate_json(rows[0][0])
 
     async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
         """Replace a record in one transaction; raises UploadNotFoundError if it was deleted."""
@@ -187,16 +197,15 @@ class SQLiteStateStore:
 
     async def expiring(self, before: datetime) -> AsyncIterator[str]:
         """Ids of records that expire at or before `before`, read in one query."""
-        select = functools.partial(
-            self._db.execute, "SELECT id FROM uploads WHERE expires_at <= ?", (before.timestamp(),)
-        )
-        for (upload_id,) in await self._run(lambda: select().fetchall(), commit=False):
+        for (upload_id,) in await self._read("SELECT id FROM uploads WHERE expires_at <= ?", (before.timestamp(),)):
             yield upload_id
 
     async def aclose(self) -> None:
         """Stop the checkpointer and close the database."""
         if self._checkpointer is not None:
             await anyio.to_thread.run_sync(self._checkpointer.stop)
+        if self._reader is not None:
+            self._reader.close()
         self._db.close()
 
 

@@ -148,6 +148,7 @@ class SQLiteStateStore:
         return write.rowcount
 
     def _commit(self, batch: list[_Write]) -> None:
+        """The batch's writes in one transaction on the write connection (a worker thread's, with fsync)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:

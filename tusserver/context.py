@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from storage_backends.base import StorageBackend, SupportsLimits
 from tusserver.locking import Locker
 from tusserver.protocol import rules
-from tusserver.protocol.model import Extension, UploadInfo
+from tusserver.protocol.model import Extension
 from tusserver.settings import Settings
 from tusserver.state.base import UploadStateStore
 from tusserver.urls import TrustedProxies
@@ -44,9 +44,9 @@ class TusContext:
     # Only a shortcut: after a restart, the next HEAD or GET of the final joins it.
     waiting_finals: dict[str, set[str]] = field(default_factory=dict)
 
-    def expiry(self, info: UploadInfo, now: datetime) -> datetime | None:
-        """When `info` expires if it was created, appended to or completed at `now`."""
-        complete, settings = info.is_complete, self.settings
+    def expiry(self, now: datetime, *, complete: bool) -> datetime | None:
+        """When an upload expires if it was created, appended to or completed at `now`."""
+        settings = self.settings
         return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
 
     def __post_init__(self) -> None:

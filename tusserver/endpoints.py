@@ -21,7 +21,7 @@ from tusserver import downloads, finals
 from tusserver.body import BodyReader, digesting
 from tusserver.context import TusContext
 from tusserver.locking import Lease
-from tusserver.middleware import header_fields, to_starlette
+from tusserver.middleware import header_fields, send_response
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
@@ -87,7 +87,10 @@ class _Endpoint:
             response = await self.handlers[request.method](request)
         except Exception as exc:  # every failure becomes a clean, logged response
             response = self.endpoints.error_response(request, exc)
-        await (response if isinstance(response, Response) else to_starlette(response))(scope, receive, send)
+        if isinstance(response, Response):
+            await response(scope, receive, send)
+        else:
+            await send_response(response, send)
 
 
 class Endpoints:
@@ -154,8 +157,16 @@ class Endpoints:
     def _new_record(self, upload_id: str, ref: StorageRef, plan: rules.CreatePlan, concat: Concat | None) -> UploadInfo:
         now = self.tus.clock()
         partial = {"concat": "partial", "concat_header": concat.header} if concat is not None else {}
-        info = UploadInfo(id=upload_id, length=plan.length, metadata=plan.metadata, storage=ref, created_at=now)
-        return info.model_copy(update={**partial, "expires_at": self.tus.expiry(info, now)})
+        expires_at = self.tus.expiry(now, complete=plan.length == 0)  # tus §POST: a length of 0 is complete at once
+        return UploadInfo(
+            id=upload_id,
+            length=plan.length,
+            metadata=plan.metadata,
+            storage=ref,
+            created_at=now,
+            expires_at=expires_at,
+            **partial,
+        )
 
     async def head(self, request: Request) -> TusResponse:
         """tus §HEAD: the upload's offset, length and metadata."""
@@ -232,9 +243,10 @@ class Endpoints:
         offset = await self.tus.storage.append(append.info.storage, append.info.offset, chunks, size=append.size)
         end = body.end or rules.BodyEnd.COMPLETE
         rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
-        info = append.info.model_copy(update={"offset": offset})
+        update: dict[str, object] = {"offset": offset}
         if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
-            info = info.model_copy(update={"expires_at": self.tus.expiry(info, self.tus.clock())})
+            update["expires_at"] = self.tus.expiry(self.tus.clock(), complete=offset == append.info.length)
+        info = append.info.model_copy(update=update)
         with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
             await self._complete_if_done(info, was_complete=append.was_complete)
             await self.tus.state.save(info, lease=lease)

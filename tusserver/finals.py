@@ -83,8 +83,8 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
         return info.model_copy(update={"length": plan.length})
     await _storage(tus).concatenate(info.storage, [partial.storage for partial in partials])
     length = sum(partial.offset for partial in partials)  # all finished: the plan's length
-    info = info.model_copy(update={"length": length, "offset": length})
-    info = info.model_copy(update={"expires_at": tus.expiry(info, tus.clock())})
+    expires_at = tus.expiry(tus.clock(), complete=True)
+    info = info.model_copy(update={"length": length, "offset": length, "expires_at": expires_at})
     await tus.storage.complete(info.storage, length)
     await tus.state.save(info)  # recorded only once the storage holds the joined bytes
     return info

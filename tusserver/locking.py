@@ -64,7 +64,8 @@ class MemoryLease:
     """A lease of `MemoryLocker`."""
 
     def __init__(self) -> None:
-        self.released = anyio.Event()
+        self._released: anyio.Event | None = None  # made by the first waiter: most leases never have one
+        self._done = False
         self._release_requested = False
         self._callbacks: list[Callable[[], None]] = []
 
@@ -79,6 +80,19 @@ class MemoryLease:
             callback()
         else:
             self._callbacks.append(callback)
+
+    async def wait_released(self) -> None:
+        """Wait until the holder has let go."""
+        if not self._done:
+            if self._released is None:
+                self._released = anyio.Event()
+            await self._released.wait()
+
+    def mark_released(self) -> None:
+        """Wake the waiters: the holder has let go."""
+        self._done = True
+        if self._released is not None:
+            self._released.set()
 
     def request_release(self) -> None:
         """Ask the holder to let go (idempotent)."""
@@ -106,7 +120,7 @@ class MemoryLocker:
             yield lease
         finally:
             del self._held[upload_id]
-            lease.released.set()
+            lease.mark_released()
 
     async def _take(self, upload_id: str, timeout: float) -> MemoryLease:
         if upload_id not in self._held:  # the common case: no timer needed
@@ -115,7 +129,7 @@ class MemoryLocker:
         with anyio.move_on_after(timeout):
             while (holder := self._held.get(upload_id)) is not None:
                 holder.request_release()
-                await holder.released.wait()
+                await holder.wait_released()
             lease = self._held[upload_id] = MemoryLease()
             return lease
         raise UploadLockedError()

@@ -26,7 +26,7 @@ from tusserver.protocol.headers import UPLOAD_ID, check_tus_resumable
 from tusserver.protocol.model import TUS_RESUMABLE
 from tusserver.protocol.responses import TusResponse, error_response
 
-__all__ = ["TusMiddleware", "header_fields", "to_starlette"]
+__all__ = ["TusMiddleware", "header_fields", "send_response", "to_starlette"]
 
 logger = logging.getLogger("tusserver")
 
@@ -37,8 +37,22 @@ _VARY_ORIGIN = (b"vary", b"Origin")
 
 
 def to_starlette(response: TusResponse) -> Response:
-    """Turn a pure `TusResponse` into a Starlette response."""
+    """Turn a pure `TusResponse` into a Starlette response (for Starlette's exception handlers)."""
     return Response(response.body, status_code=response.status, headers=response.headers)
+
+
+async def send_response(response: TusResponse, send: Send) -> None:
+    """Send a `TusResponse`: the two messages Starlette's `Response` would send for it, without
+    building one per request (that was ~3 % of a small upload's CPU).
+
+    As there, a status that may carry content gets a Content-Length (RFC 9110 §8.6): 1xx, 204 and
+    304 never do.
+    """
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+    if response.status >= 200 and response.status not in (204, 304):
+        headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def header_fields(scope: Scope) -> dict[str, str]:
@@ -109,7 +123,7 @@ class TusMiddleware:
             except TusError as error:
                 scope.setdefault("state", {})["error_code"] = error.code
                 response = error_response(error, with_body=scope["method"] != "HEAD")
-                await to_starlette(response)(scope, receive, send)
+                await send_response(response, send)
                 return
         await self.app(scope, receive, send)
 

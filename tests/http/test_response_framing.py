@@ -24,27 +24,29 @@ RESPONSES = {
 }
 
 
+class _Recorder:
+    """An ASGI `send` that keeps the messages."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def __call__(self, message: Message) -> None:
+        self.sent.append(message)
+
+
 async def _sent_by_send_response(response: TusResponse) -> list[Message]:
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    send = _Recorder()
     await send_response(response, send)
-    return sent
+    return send.sent
 
 
 async def _sent_by_starlette(response: TusResponse) -> list[Message]:
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
     async def receive() -> Message:  # pragma: no cover - a response never reads the request
         raise AssertionError("unexpected receive")
 
+    send = _Recorder()
     await to_starlette(response)({"type": "http", "method": "GET"}, receive, send)
-    return sent
+    return send.sent
 
 
 @pytest.mark.anyio

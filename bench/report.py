@@ -34,11 +34,18 @@ def spread(values: Sequence[float]) -> dict[str, float | int] | None:
 
 
 def summarize(
-    runs: list[dict[str, Any]], workloads: list[str], servers: list[str], extra: dict[str, str] | None = None
+    runs: list[dict[str, Any]],
+    workloads: list[str],
+    servers: list[str],
+    extra: dict[str, str] | None = None,
+    ceilings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Per workload and server: spreads over the kept, error-free runs; plus ratios of the medians.
 
     `extra` maps further metrics of the runs to the headers of their table columns (after the client CPU).
+    `ceilings` names the servers that only bound what is possible (the socket sink, nginx): their own ratios
+    over the other servers that are not tusserver ("headroom") tell how far past the peer any server could
+    have gone in this run.
     """
     extra = extra or {}
     summary: dict[str, Any] = {}
@@ -50,6 +57,9 @@ def summarize(
                 per_server[server] = _summarize_slot(slot, list(extra))
         summary[workload] = {"servers": per_server, "ratios": _ratios(per_server)}
         summary[workload]["rate_by_round"] = _rate_by_round([run for run in runs if run["workload"] == workload])
+        headroom = _headroom(per_server, ceilings)
+        if headroom:
+            summary[workload]["headroom"] = headroom
         if extra:
             summary[workload]["extra_columns"] = extra
     for workload, base in CROSS.items():
@@ -93,6 +103,17 @@ def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
             if other not in subjects:
                 ratios[f"{subject}/{other}"] = _metric_ratios(per_server[subject], stats)
     return ratios
+
+
+def _headroom(per_server: dict[str, Any], ceilings: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Each ceiling's medians over each server that is neither tusserver nor a ceiling, keyed "ceiling/other"."""
+    others = [name for name in per_server if not name.startswith(SUBJECT) and name not in ceilings]
+    return {
+        f"{ceiling}/{other}": _metric_ratios(per_server[ceiling], per_server[other])
+        for ceiling in ceilings
+        if ceiling in per_server
+        for other in others
+    }
 
 
 def _rate_by_round(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
@@ -222,12 +243,25 @@ def table(
         out += _render(rows)
         out += [f"  {labels.get(name, name)}: {reason}" for name, reason in absent.get(workload, {}).items()]
         out += _ratio_lines(block["ratios"], labels, units[workload], by_round=block.get("rate_by_round"))
+        out += _headroom_lines(block.get("headroom", {}), labels, units[workload])
         if workload in CROSS:
             out += _cross_lines(workload, block, labels, units[workload])
         out.append("")
     out.append("Ratios are tusserver / other on medians: above 1 is better for throughput, below 1 for CPU, p99, RSS.")
     out.append("Round by round: the median [min-max] of the ratios of runs in the same round (the servers alternate).")
     return "\n".join(out)
+
+
+def _headroom_lines(headroom: dict[str, dict[str, float]], labels: dict[str, str], unit: str) -> list[str]:
+    """The ceilings' own margin over the peer: no server could have gone further past the peer in this run."""
+    lines = []
+    for pair, values in headroom.items():
+        if "rate" in values:
+            ceiling, other = pair.split("/", 1)
+            lines.append(
+                f"  headroom: {labels.get(ceiling, ceiling)} / {labels.get(other, other)}: {unit} {values['rate']:.2f}x"
+            )
+    return lines
 
 
 def _cross_lines(workload: str, block: dict[str, Any], labels: dict[str, str], unit: str) -> list[str]:

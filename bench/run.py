@@ -457,7 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         runs = run_all(args, servers, inputs, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = report.summarize(runs, args.workloads, [server.name for server in servers])
+    ceilings = [server.name for server in servers if server.role == "ceiling"]
+    summary = report.summarize(runs, args.workloads, [server.name for server in servers], ceilings=ceilings)
     titles = {key: _title(key, inputs) for key in args.workloads}
     units = {key: WORKLOADS[key].unit for key in args.workloads}
     cpu_labels = {key: _cpu_label(key, inputs) for key in args.workloads}

@@ -49,3 +49,14 @@ def test_the_table_shows_both(report: ModuleType) -> None:
     summary = report.summarize(runs, ["W1"], ["tusserver", "tus-node"])
     text = report.table(summary, {"W1": "one PATCH"}, {"W1": "MB/s"}, {"W1": "CPU-s/GiB"}, {}, {})
     assert "tusserver / tus-node: MB/s 2.50x (MB/s round by round: 2.50x [2.00-3.00])" in text
+
+
+def test_headroom_is_the_ceilings_margin_over_the_peer(report: ModuleType) -> None:
+    runs = [run("tusserver", 0, 300), run("tus-node", 0, 100), run("sink", 0, 220)]
+    summary = report.summarize(runs, ["W1"], ["tusserver", "tus-node", "sink"], ceilings=["sink"])
+    # Only the ceiling over the peer: not over tusserver, and not tusserver over anything.
+    assert summary["W1"]["headroom"] == {"sink/tus-node": {"rate": 2.2}}
+    text = report.table(summary, {"W1": "one PATCH"}, {"W1": "MB/s"}, {"W1": "CPU-s/GiB"}, {}, {})
+    assert "  headroom: sink / tus-node: MB/s 2.20x" in text
+    # Without ceilings, no headroom.
+    assert "headroom" not in report.summarize(runs, ["W1"], ["tusserver", "tus-node", "sink"])["W1"]

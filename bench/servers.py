@@ -145,12 +145,13 @@ class NodeTusServer(Server):
 
 
 class SinkServer(Server):
-    """The Python ceiling: bench/sink.py, a socket loop with one write() per recv."""
+    """The Python ceiling: bench/sink.py, a socket loop with one write() per recv. In W3 it is what the same
+    file creates and writes cost in Python without any upload state or protocol checks."""
 
     name = "sink"
     label = "socket sink (ceiling)"
     role = "ceiling"
-    workloads = frozenset({"W1", "W2"})
+    workloads = frozenset({"W1", "W2", "W3"})
 
     def version(self) -> str:
         return f"bench/sink.py on Python {platform.python_version()}"

@@ -1,6 +1,6 @@
 """The hardware ceiling: a plain socket server that writes each request body to a file, one write() per recv.
 
-It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) and just enough tus for the W1/W2 clients:
+It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) and just enough tus for the W1, W2 and W3 clients:
 POST /files/ creates an empty file and answers 201 with a Location, PATCH /files/<name> writes the body at
 Upload-Offset and answers 204, PUT writes the body from offset 0, HEAD answers 200 with the file's size as
 Upload-Offset. There is no locking, no state, no validation

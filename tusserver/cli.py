@@ -95,6 +95,7 @@ OPTIONS = (
     Option("require_tus_resumable_on_head", "answer HEAD without Tus-Resumable with 412: true/false", _flag),
     Option("log_level", "debug, info, warning or error", str.lower),
     Option("server", "ASGI server: uvicorn, or granian (pip install 'tusserver[granian]')", str.lower),
+    Option("limit_concurrency", "most connections served at once (uvicorn answers more with 503, granian waits)", int),
     Option("downloads", "serve GET downloads of finished uploads: true/false", _flag),
     Option(
         "expiration", "unfinished uploads expire this long after their last PATCH, e.g. 7d, 12h; off", parse_duration

@@ -50,6 +50,8 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=False,  # forwarded headers count only from --trusted-proxies
         server_header=False,
         timeout_graceful_shutdown=10,
+        # uvicorn answers 503 once as many connections as its limit are open, counting the one asking.
+        limit_concurrency=settings.limit_concurrency + 1,
         http=_uvicorn_protocol(),
     )
 
@@ -79,6 +81,7 @@ def _run_granian(settings: Settings) -> None:
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=1,  # the in-process locker serves one process
+        backpressure=settings.limit_concurrency,  # connections it serves at once; the next waits to be accepted
         log_level=settings.log_level,  # type: ignore[arg-type]  # granian's enum takes the same names
         log_access=False,
     ).serve()

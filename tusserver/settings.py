@@ -33,6 +33,9 @@ class Settings(BaseModel, frozen=True):
         require_tus_resumable_on_head: answer HEAD without Tus-Resumable with 412 (PROTOCOL.md item 4).
         log_level: Python logging level name for the CLI.
         server: the ASGI server the CLI runs: "uvicorn" or "granian".
+        limit_concurrency: the most connections served at once, so that memory stays bounded however many
+            clients connect: uvicorn answers further requests 503, granian accepts no more until one
+            closes (CLI only).
         downloads: serve GET downloads of finished uploads.
         expiration: seconds after which an unfinished upload expires, counted from its creation or its
             last successful PATCH; None never expires (and drops the expiration extension).
@@ -67,6 +70,7 @@ class Settings(BaseModel, frozen=True):
     require_tus_resumable_on_head: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     server: Literal["uvicorn", "granian"] = "uvicorn"
+    limit_concurrency: int = Field(default=1024, ge=1)
     downloads: bool = True
     expiration: float | None = Field(default=7 * 86400, gt=0)
     retention: float | None = Field(default=None, gt=0)

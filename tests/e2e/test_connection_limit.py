@@ -1,0 +1,57 @@
+"""--limit-concurrency bounds the connections served at once, so memory stays bounded however many clients
+connect. uvicorn answers a request on a connection past the limit with 503, which tus clients retry; granian
+does not accept the connection until one closes."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+
+import pytest
+
+from tests.e2e.helpers import TUS, ServerProcess, connect, raw_request, read_response, wait_until
+
+pytestmark = pytest.mark.e2e
+
+OPTIONS = raw_request("OPTIONS", "/files/", TUS)
+LIMIT = 2
+
+
+def options_status(sock: socket.socket) -> int:
+    sock.sendall(OPTIONS)
+    response = read_response(sock)
+    assert response is not None
+    return response.status
+
+
+def fresh_options_status(server: ServerProcess) -> int:
+    with connect(server) as sock:
+        return options_status(sock)
+
+
+def answered_within(sock: socket.socket, seconds: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], seconds)
+    return bool(readable)
+
+
+@pytest.mark.parametrize("server", [("--limit-concurrency", str(LIMIT))], indirect=True)
+def test_connections_past_the_limit_are_not_served(server: ServerProcess, asgi_server: str) -> None:
+    with contextlib.ExitStack() as sockets:
+        held = [sockets.enter_context(connect(server)) for _ in range(LIMIT)]
+        assert [options_status(sock) for sock in held] == [200] * LIMIT
+        extra = sockets.enter_context(connect(server))  # only now: uvicorn counts what is open when a request comes
+        if asgi_server == "uvicorn":
+            assert options_status(extra) == 503
+            for sock in held:
+                sock.close()
+            # Once the server has seen the others close, a new connection is served again.
+            wait_until(lambda: fresh_options_status(server) == 200, what="a request under the limit to be served")
+        else:
+            extra.sendall(OPTIONS)
+            # No answer of any kind while the limit's connections stay open: granian has not accepted it.
+            assert not answered_within(extra, 1.0)
+            held[0].close()
+            response = read_response(extra)
+            assert response is not None
+            assert response.status == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 GIB = 1 << 30
@@ -13,6 +14,33 @@ RATIO_METRICS = (("rate", True), ("server_cpu", False), ("p99_ms", False), ("rss
 SUMMARY_METRICS = ("rate", "p50_ms", "p99_ms", "server_cpu", "rss_peak_mb", "client_cpu_s", "foreign_cpu_s")
 # A workload compared with another one, server by server: W5 (parallel partials + final) against W1 (one stream).
 CROSS = {"W5": "W1"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 3's targets: `metric` of a tusserver variant in `workload`, as a ratio over `other`'s median
+    (None: the value itself), at least (`at_least`) or at most `limit`."""
+
+    workload: str
+    metric: str
+    limit: float
+    other: str | None
+    at_least: bool
+    text: str
+
+    def met_by(self, value: float) -> bool:
+        return value >= self.limit if self.at_least else value <= self.limit
+
+
+TARGETS = (
+    Target("W1", "rate", 2.5, "tus-node", True, "W1 MB/s >= 2.5x @tus/server"),
+    Target("W1", "rate", 0.8, "sink", True, "W1 MB/s >= 0.8x the socket sink"),
+    Target("W1", "server_cpu", 1.0, None, False, "W1 server CPU <= 1.0 s/GiB"),
+    Target("W2", "rate", 2.5, "tus-node", True, "W2 MB/s >= 2.5x @tus/server"),
+    Target("W3", "rate", 3.0, "tus-node", True, "W3 uploads/s >= 3.0x @tus/server"),
+    Target("W3", "p99_ms", 0.5, "tus-node", False, "W3 p99 <= 0.5x @tus/server"),
+    Target("W1", "rss_peak_mb", 100, None, False, "W1 peak RSS <= 100 MB (issue 3 checks it at --size 5G)"),
+)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -145,6 +173,44 @@ def _cross_ratios(own: dict[str, Any], base: dict[str, Any]) -> dict[str, dict[s
             if other in base:
                 ratios[f"{server}/{other}"] = _metric_ratios(stats, base[other])
     return ratios
+
+
+def check_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target the summary can judge: every tusserver variant's value, and whether one of them meets it
+    (the README says which ASGI server to use for which uploads)."""
+    results = []
+    for target in TARGETS:
+        block = summary.get(target.workload)
+        if block is None or (target.other is not None and target.other not in block["servers"]):
+            continue
+        values = {}
+        for server, stats in block["servers"].items():
+            if server.startswith(SUBJECT):
+                if target.other is None:
+                    value = (stats.get(target.metric) or {}).get("median")
+                else:
+                    value = block["ratios"].get(f"{server}/{target.other}", {}).get(target.metric)
+                if value is not None:
+                    values[server] = value
+        if values:
+            met = any(target.met_by(value) for value in values.values())
+            results.append({"target": target.text, "values": values, "met": met, "ratio": target.other is not None})
+    return results
+
+
+def target_lines(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """The printed verdicts, one line per target."""
+    if not results:
+        return []
+    lines = ["Targets of issue 3 (on medians; met when one of tusserver's ASGI servers meets it):"]
+    for result in results:
+        # Three decimals for ratios, so that a miss by a hair (2.496x) does not print as the line itself (2.50x).
+        shown = "{:.3f}x" if result["ratio"] else "{:.2f}"
+        values = ", ".join(
+            f"{labels.get(name, name)} {shown.format(value)}" for name, value in result["values"].items()
+        )
+        lines.append(f"  {'met   ' if result['met'] else 'MISSED'}  {result['target']}: {values}")
+    return lines
 
 
 # --- text table ----------------------------------------------------------------------------------------------

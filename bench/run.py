@@ -463,8 +463,15 @@ def main(argv: list[str] | None = None) -> None:
     units = {key: WORKLOADS[key].unit for key in args.workloads}
     cpu_labels = {key: _cpu_label(key, inputs) for key in args.workloads}
     labels = {name: info["label"] for name, info in server_info.items()}
+    targets = report.check_targets(summary)
     text = report.table(summary, titles, units, cpu_labels, labels, absent)
-    document.update(duration_s=round(time.monotonic() - started, 1), summary=summary, table=text, runs=runs)
+    if targets:
+        text += "\n\n" + "\n".join(report.target_lines(targets, labels))
+        if args.quick:
+            text += "\n  (a --quick run: the targets are set for the full benchmark's sizes and counts)"
+    document.update(
+        duration_s=round(time.monotonic() - started, 1), summary=summary, targets=targets, table=text, runs=runs
+    )
     _write_json(args.json, document)
     print("\n" + text)
     print(f"\nJSON: {args.json}   ({document['duration_s']:.0f} s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ def report() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -60,3 +62,23 @@ def test_headroom_is_the_ceilings_margin_over_the_peer(report: ModuleType) -> No
     assert "  headroom: sink / tus-node: MB/s 2.20x" in text
     # Without ceilings, no headroom.
     assert "headroom" not in report.summarize(runs, ["W1"], ["tusserver", "tus-node", "sink"])["W1"]
+
+
+def test_targets_are_met_when_one_asgi_server_meets_them(report: ModuleType) -> None:
+    servers = ["tusserver", "tusserver-granian", "tus-node", "sink"]
+    runs = [run("tusserver", 0, 240), run("tusserver-granian", 0, 260), run("tus-node", 0, 100), run("sink", 0, 400)]
+    results = report.check_targets(report.summarize(runs, ["W1"], servers))
+    # Only the targets these runs can judge (no CPU, RSS or other workloads in them).
+    assert [(result["target"], result["met"]) for result in results] == [
+        ("W1 MB/s >= 2.5x @tus/server", True),  # granian: 2.6x
+        ("W1 MB/s >= 0.8x the socket sink", False),  # 0.6x and 0.65x
+    ]
+    assert results[0]["values"] == {"tusserver": 2.4, "tusserver-granian": 2.6}
+
+
+def test_a_miss_by_a_hair_is_shown_as_a_miss(report: ModuleType) -> None:
+    runs = [run("tusserver", 0, 249.6), run("tus-node", 0, 100)]
+    results = report.check_targets(report.summarize(runs, ["W1"], ["tusserver", "tus-node"]))
+    assert report.target_lines(results, {"tus-node": "@tus/server"})[1:] == [
+        "  MISSED  W1 MB/s >= 2.5x @tus/server: tusserver 2.496x"
+    ]

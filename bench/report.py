@@ -183,19 +183,22 @@ def check_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         block = summary.get(target.workload)
         if block is None or (target.other is not None and target.other not in block["servers"]):
             continue
-        values = {}
-        for server, stats in block["servers"].items():
-            if server.startswith(SUBJECT):
-                if target.other is None:
-                    value = (stats.get(target.metric) or {}).get("median")
-                else:
-                    value = block["ratios"].get(f"{server}/{target.other}", {}).get(target.metric)
-                if value is not None:
-                    values[server] = value
+        subjects = [name for name in block["servers"] if name.startswith(SUBJECT)]
+        found = {name: _target_value(target, block, name) for name in subjects}
+        values = {name: value for name, value in found.items() if value is not None}
         if values:
             met = any(target.met_by(value) for value in values.values())
             results.append({"target": target.text, "values": values, "met": met, "ratio": target.other is not None})
     return results
+
+
+def _target_value(target: Target, block: dict[str, Any], server: str) -> float | None:
+    """The server's median of the target's metric, or its ratio over the other server's median."""
+    if target.other is None:
+        value: float | None = (block["servers"][server].get(target.metric) or {}).get("median")
+    else:
+        value = block["ratios"].get(f"{server}/{target.other}", {}).get(target.metric)
+    return value
 
 
 def target_lines(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:

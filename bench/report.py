@@ -181,7 +181,7 @@ def check_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     results = []
     for target in TARGETS:
         block = summary.get(target.workload)
-        if block is None or (target.other is not None and target.other not in block["servers"]):
+        if block is None:
             continue
         subjects = [name for name in block["servers"] if name.startswith(SUBJECT)]
         found = {name: _target_value(target, block, name) for name in subjects}
@@ -323,14 +323,8 @@ def table(
 
 def _headroom_lines(headroom: dict[str, dict[str, float]], labels: dict[str, str], unit: str) -> list[str]:
     """The ceilings' own margin over the peer: no server could have gone further past the peer in this run."""
-    lines = []
-    for pair, values in headroom.items():
-        if "rate" in values:
-            ceiling, other = pair.split("/", 1)
-            lines.append(
-                f"  headroom: {labels.get(ceiling, ceiling)} / {labels.get(other, other)}: {unit} {values['rate']:.2f}x"
-            )
-    return lines
+    rates = {pair: {"rate": values["rate"]} for pair, values in headroom.items() if "rate" in values}
+    return [f"  headroom: {line.lstrip()}" for line in _ratio_lines(rates, labels, unit)]
 
 
 def _cross_lines(workload: str, block: dict[str, Any], labels: dict[str, str], unit: str) -> list[str]:

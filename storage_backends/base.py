@@ -7,12 +7,20 @@ disconnects, timeouts and lock-release requests into a clean end of stream).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-__all__ = ["StorageBackend", "StorageRef", "SupportsConcatenate", "SupportsDelete", "SupportsLimits", "SupportsOpen"]
+__all__ = [
+    "SplicesInto",
+    "StorageBackend",
+    "StorageRef",
+    "SupportsConcatenate",
+    "SupportsDelete",
+    "SupportsLimits",
+    "SupportsOpen",
+]
 
 
 class StorageRef(BaseModel, frozen=True):
@@ -163,5 +171,23 @@ class SupportsOpen(Protocol):
 
         Raises:
             StorageError: the storage cannot be used as configured (the message says why).
+        """
+        ...
+
+
+@runtime_checkable
+class SplicesInto(Protocol):
+    """A chunk stream that can also have its bytes moved into a file by the kernel (splice(2)),
+    never passing through Python: tusserver's request body on uvicorn. A backend that writes
+    files may call `splice_into` first, then iterate over what is left as usual."""
+
+    async def splice_into(self, fd: int, position: int, before_write: Callable[[int, int], None]) -> int:
+        """Move the stream's bytes into `fd`, from its file position (`position`), until the stream
+        ends or this way of moving them is not available; return how many moved.
+
+        `before_write(position, size)` is called before each step of at most `size` bytes.
+
+        Raises:
+            OSError: writing into `fd` failed.
         """
         ...

@@ -19,22 +19,36 @@ never sends a request, nor one that sends a head a byte at a time: such connecti
 ever. Here a connection gets `HEAD_TIMEOUT` seconds from its opening to its first complete head, and
 a later head as long from its first bytes (nginx's `client_header_timeout`); then a partial head is
 answered 408 and the connection closed, an idle one closed.
+
+Splicing: a request whose Content-Length is at least `SPLICE_MIN` gets the `tusserver.splice` ASGI
+extension (`tusserver.body`), which moves its body into a file inside the kernel (`tusserver._splice`).
+Once splicing starts, reading stops on uvicorn's transport and the parser sees none of the rest of
+the body. When the body is complete, the parser starts afresh for the next request; if it never
+completes (the app stopped, the client left), the response closes the connection, because where the
+next request would start is unknown.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import os
+from functools import partial
+from typing import Any, Protocol, cast
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from tusserver import _splice
+from tusserver._splice import Splicer
+from tusserver.body import SPLICE_EXTENSION
 from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, TusError
 from tusserver.protocol.model import TUS_VERSION
 from tusserver.protocol.responses import error_response
 
-__all__ = ["HEAD_TIMEOUT", "MAX_HEAD", "PieceProtocol"]
+__all__ = ["HEAD_TIMEOUT", "MAX_HEAD", "SPLICE_MIN", "PieceProtocol"]
 
 MAX_HEAD = 64 * 1024  # request line and headers; browsers send a few KiB, tus metadata rarely more
 HEAD_TIMEOUT = 60.0  # seconds for a request line and headers to arrive (nginx's default)
+SPLICE_MIN = 1024 * 1024  # smaller bodies arrive in a few pieces; a pipe would cost more than it saves
 
 
 class _Timer(Protocol):
@@ -42,8 +56,8 @@ class _Timer(Protocol):
 
 
 class PieceProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol whose body pieces reach the app as the very `bytes` httptools made, and
-    whose request heads are bounded by `MAX_HEAD`."""
+    """HttpToolsProtocol whose body pieces reach the app as the very `bytes` httptools made, whose
+    request heads are bounded by `MAX_HEAD`, and whose large bodies can be spliced into files."""
 
     head_timeout = HEAD_TIMEOUT
     # Class-level starting values: uvicorn's __init__ is left as it is.
@@ -51,6 +65,9 @@ class PieceProtocol(HttpToolsProtocol):
     _heads = 0  # heads completed on this connection
     _in_body = False
     _head_timer: _Timer | None = None
+    _body_seen = 0  # body bytes of the current request that have left the socket
+    _splicer: Splicer | None = None  # while a body is being spliced
+    _keep_alive = True  # while splicing: whether the connection stays open once the body is complete
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -58,9 +75,18 @@ class PieceProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._splicer is not None:
+            self._splicer.close()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        if self._splicer is not None:
+            self._keep_alive = False  # the end of the body must not turn keep-alive back on
+        super().shutdown()
+
     def data_received(self, data: bytes) -> None:
+        if self._splicer is not None:  # the rest of a body whose start the parser never saw
+            return
         in_head, heads = not self._in_body, self._heads
         super().data_received(data)
         # Only data that neither started in a body nor completed a head is wholly head; the rest
@@ -74,8 +100,14 @@ class PieceProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
-        self._heads, self._head_bytes, self._in_body = self._heads + 1, 0, True
+        self._heads, self._head_bytes, self._in_body, self._body_seen = self._heads + 1, 0, True, 0
         super().on_headers_complete()
+        cycle = self.cycle
+        if _splice.AVAILABLE and self.scheme == "http" and cycle is not None and cycle.scope is self.scope:
+            length = _body_length(self.headers)
+            if length >= SPLICE_MIN:
+                extensions = cast(dict[str, Any], self.scope).setdefault("extensions", {})
+                extensions[SPLICE_EXTENSION] = {"splice": partial(self._splice, cycle, length)}
 
     def on_message_complete(self) -> None:
         self._in_body = False  # what comes next is the next request's head
@@ -109,6 +141,7 @@ class PieceProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_body(self, body: bytes) -> None:
+        self._body_seen += len(body)
         cycle = self.cycle
         gathered: object = cycle.body  # typed bytearray by uvicorn, but checked here
         # Only the types uvicorn 0.54+ uses are touched; anything else is left to uvicorn as it is.
@@ -117,3 +150,64 @@ class PieceProtocol(HttpToolsProtocol):
         elif type(gathered) is bytes and gathered:
             cycle.body = bytearray(gathered)  # more pieces: gather them in place again
         super().on_body(body)
+
+    async def _splice(self, cycle: RequestResponseCycle, length: int, fd: int, limit: int) -> tuple[int, bool]:
+        """The `tusserver.splice` extension of one request (see `tusserver.body.Splice`)."""
+        if cycle.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() does
+            cycle.waiting_for_100_continue = False
+        if cycle.disconnected:
+            return 0, True
+        if cycle.body:  # read and parsed before splicing started
+            return _write_gathered(cycle, fd, limit), bool(cycle.body) or cycle.more_body
+        if not cycle.more_body:
+            return 0, False
+        splicer = self._splicer or self._start_splicing(cycle)
+        moved = await splicer.move(fd, min(limit, length - self._body_seen))
+        if moved == 0:
+            self.transport.close()  # the client is gone; connection_lost tells the cycle
+            return 0, True
+        self._body_seen += moved
+        if self._body_seen < length:
+            return moved, True
+        self._end_splicing(cycle)
+        return moved, False
+
+    def _start_splicing(self, cycle: RequestResponseCycle) -> Splicer:
+        self.flow.pause_reading()  # everything read so far has been parsed; the rest stays in the socket
+        sock = self.transport.get_extra_info("socket")
+        self._splicer = Splicer(sock.fileno())
+        # Until the body is complete, the connection closes after the response.
+        self._keep_alive, cycle.keep_alive = cycle.keep_alive, False
+        return self._splicer
+
+    def _end_splicing(self, cycle: RequestResponseCycle) -> None:
+        assert self._splicer is not None
+        self._splicer.close()
+        self._splicer = None
+        self.parser = httptools.HttpRequestParser(self)  # the old one still expects the body
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn sets it
+        cycle.keep_alive = self._keep_alive
+        self.on_message_complete()  # reading resumes when the response is complete, as uvicorn does
+
+
+def _body_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length of a body that may be spliced, or -1 (none, or chunked)."""
+    length = -1
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return -1
+    return length
+
+
+def _write_gathered(cycle: RequestResponseCycle, fd: int, limit: int) -> int:
+    """Write up to `limit` of the body bytes the cycle has gathered into `fd`; keep the rest."""
+    gathered = cycle.body
+    view = memoryview(gathered)[:limit]
+    count = len(view)
+    while view:
+        view = view[os.write(fd, view) :]
+    cycle.body = bytearray(gathered[count:])
+    return count

@@ -4,22 +4,41 @@ Storage backends never see a disconnect, a stalled client or a lock-release requ
 chunk stream simply ends, the endpoint stores the offset reached, and `end` says why it
 stopped. Chunks come straight from the ASGI `receive` channel, without Starlette's stream
 wrapper, because this loop runs once per ~250 KiB of every upload.
+
+Where the ASGI server offers the `tusserver.splice` extension (tusserver's uvicorn protocol, for
+large bodies), a file-backed store can have the body moved into its file by the kernel instead
+(`BodyReader.splice_into`), with the same limit, timeouts and ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import anyio
 import anyio.to_thread
-from starlette.types import Receive
+from starlette.types import Receive, Scope
 
 from tusserver.protocol.checksums import Hasher
 from tusserver.protocol.rules import BodyEnd
 
-__all__ = ["BodyReader", "digesting"]
+__all__ = ["SPLICE_EXTENSION", "BodyReader", "Splice", "digesting", "splice_of"]
 
 _OFFLOAD_MIN = 64 * 1024
+SPLICE_EXTENSION = "tusserver.splice"
+SPLICE_STEP = 1024 * 1024  # bytes per step: each step may wait, and is timed, as one body piece is
+
+Splice = Callable[[int, int], Awaitable[tuple[int, bool]]]
+"""The `tusserver.splice` extension: `await splice(fd, limit)` moves up to `limit` (at least 1) bytes
+of the request body into the file `fd` at its file position, waiting for them if need be, and returns
+`(moved, more_body)`: `more_body` is False once the body is complete; `moved` is 0 with `more_body`
+True when the client is gone. Raises OSError when writing into `fd` fails."""
+
+
+def splice_of(scope: Scope) -> Splice | None:
+    """The request's `tusserver.splice` extension, if its ASGI server offers one."""
+    extension = scope.get("extensions", {}).get(SPLICE_EXTENSION)
+    return None if extension is None else cast(Splice, extension["splice"])
 
 
 class BodyReader:
@@ -29,10 +48,14 @@ class BodyReader:
         receive: the ASGI receive callable of the request.
         limit: the most bytes to accept; a longer body ends with `BodyEnd.LIMIT_EXCEEDED`.
         read_timeout: seconds to wait for each next piece before ending with `BodyEnd.TIMEOUT`.
+        splice: the request's `tusserver.splice` extension, if any (`splice_of`).
     """
 
-    def __init__(self, receive: Receive, *, limit: int | None, read_timeout: float) -> None:
+    def __init__(
+        self, receive: Receive, *, limit: int | None, read_timeout: float, splice: Splice | None = None
+    ) -> None:
         self._receive = receive
+        self._splice = splice
         self._limit = limit
         self._read_timeout = read_timeout
         self._waiting: anyio.CancelScope | None = None
@@ -55,6 +78,38 @@ class BodyReader:
             if chunk:
                 return chunk
         raise StopAsyncIteration
+
+    async def splice_into(self, fd: int, position: int, before_write: Callable[[int, int], None]) -> int:
+        """Have the server move the body into `fd` (at `position`, its file position) until it ends.
+
+        Returns the bytes moved: 0, with nothing done, without the extension. `before_write(position,
+        size)` is called before each step of at most `size` bytes. Iterating afterwards yields
+        what is left: nothing once `end` is set, which it is unless the extension is missing.
+
+        Raises:
+            OSError: writing into `fd` failed.
+        """
+        moved = 0
+        while self._splice is not None and self.end is None:
+            step = SPLICE_STEP if self._limit is None else min(SPLICE_STEP, self._limit - self.received)
+            if step <= 0:
+                self.end = BodyEnd.LIMIT_EXCEEDED
+                break
+            before_write(position + moved, step)
+            with anyio.move_on_after(self._read_timeout) as scope:
+                self._waiting = scope
+                count, more = await self._splice(fd, step)
+            self._waiting = None
+            if scope.cancelled_caught:
+                self.end = self.end or BodyEnd.TIMEOUT
+                break
+            moved += count
+            self.received += count
+            if not more:
+                self.end = BodyEnd.COMPLETE
+            elif count == 0:
+                self.end = BodyEnd.DISCONNECTED
+        return moved
 
     async def _next_piece(self) -> bytes:
         with anyio.move_on_after(self._read_timeout) as scope:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from tusserver import downloads, finals
-from tusserver.body import BodyReader, digesting
+from tusserver.body import BodyReader, digesting, splice_of
 from tusserver.context import TusContext
 from tusserver.locking import Lease
 from tusserver.middleware import header_fields, send_response
@@ -236,7 +236,12 @@ class Endpoints:
         Bytes that are not recorded (a checksum mismatch) stay unacknowledged: the next append
         at the recorded offset drops them (the storage contract).
         """
-        body = BodyReader(request.receive, limit=append.limit, read_timeout=self.tus.settings.read_timeout)
+        body = BodyReader(
+            request.receive,
+            limit=append.limit,
+            read_timeout=self.tus.settings.read_timeout,
+            splice=splice_of(request.scope),
+        )
         lease.on_release_request(body.stop)
         hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
         chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))

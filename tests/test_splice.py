@@ -1,0 +1,254 @@
+"""Large bodies spliced into files on uvicorn (tusserver/_uvicorn.py, tusserver/_splice.py and
+`BodyReader.splice_into`), on a real uvicorn server in this process, over real sockets.
+
+The app splices each request's body into a file of its own and records how it ended. Each test
+checks the bytes stored against the bytes sent, how the body ended, and what became of the
+connection: kept alive when the body was complete (the parser starts afresh), closed after the
+response when it was not (where the next request would start is unknown). Where a test sends the
+body only once the app is waiting for it, the bytes can only have come through the kernel's path:
+nothing was read and parsed before.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+import uvicorn
+from anyio.abc import SocketStream
+from starlette.types import Receive, Scope, Send
+
+from tusserver._uvicorn import SPLICE_MIN, PieceProtocol
+from tusserver.body import BodyReader, splice_of
+from tusserver.protocol.rules import BodyEnd
+
+pytestmark = pytest.mark.anyio
+
+BIG = 3 * SPLICE_MIN + 12345  # several steps, the last one short
+
+
+@dataclass
+class Outcome:
+    spliced: int  # bytes splice_into moved
+    stored: bytes
+    end: BodyEnd | None
+    error: str | None
+
+
+class SplicingApp:
+    """Splices each body into `directory/<n>` (or /dev/full for /full) and answers 204, or 500 if writing failed."""
+
+    def __init__(self, directory: Path, *, limit: int | None = None, read_timeout: float = 30.0) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.read_timeout = read_timeout
+        self.outcomes: list[Outcome] = []
+        self.readers: list[BodyReader] = []
+        self.waiting = anyio.Event()  # set when a request's first splice step is about to wait for bytes
+        self.done = anyio.Event()
+        self._awaited: tuple[int, anyio.Event] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reader = BodyReader(receive, limit=self.limit, read_timeout=self.read_timeout, splice=splice_of(scope))
+        self.readers.append(reader)
+        path = Path("/dev/full") if scope["path"] == "/full" else self.directory / str(len(self.readers))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        spliced, error = 0, None
+        try:
+            spliced = await reader.splice_into(fd, 0, self._before_write)
+            async for chunk in reader:
+                os.write(fd, chunk)
+        except OSError as exc:
+            error = exc.strerror
+        finally:
+            os.close(fd)
+        stored = b"" if path.name == "full" else path.read_bytes()
+        self.outcomes.append(Outcome(spliced, stored, reader.end, error))
+        await send({"type": "http.response.start", "status": 500 if error else 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        self.done.set()
+
+    async def spliced(self, count: int) -> None:
+        """Return once a step starts with `count` bytes moved before it."""
+        self._awaited = (count, anyio.Event())
+        await self._awaited[1].wait()
+
+    def _before_write(self, position: int, size: int) -> None:
+        assert size <= SPLICE_MIN
+        self.waiting.set()
+        if self._awaited is not None and position >= self._awaited[0]:
+            self._awaited[1].set()
+
+
+@asynccontextmanager
+async def serving(app: SplicingApp) -> AsyncIterator[int]:
+    """A uvicorn server with PieceProtocol running `app` on a free port of 127.0.0.1."""
+    config = uvicorn.Config(app=app, http=PieceProtocol, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    with socket.create_server(("127.0.0.1", 0)) as listener, anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(server.serve, [listener])
+            try:
+                yield listener.getsockname()[1]
+            finally:
+                server.should_exit = True
+
+
+def head(length: int, *, target: str = "/upload", extra: str = "") -> bytes:
+    return f"PATCH {target} HTTP/1.1\r\nHost: h\r\nContent-Length: {length}\r\n{extra}\r\n".encode()
+
+
+async def read_responses(stream: SocketStream, count: int) -> list[bytes]:
+    """The heads of `count` responses without bodies (204 and 500 here carry none)."""
+    data = b""
+    while data.count(b"\r\n\r\n") < count:
+        data += await stream.receive()
+    return data.split(b"\r\n\r\n")[:count]
+
+
+async def closed_by_server(stream: SocketStream) -> bool:
+    try:
+        await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return True
+    return False
+
+
+async def test_a_large_body_moves_through_the_kernel_and_the_connection_stays_open(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        await stream.send(body)
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+        assert b"connection: close" not in response
+        # The same connection serves the next request: the parser did not expect the body any more.
+        await stream.send(head(3, target="/small") + b"abc")
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+    assert app.outcomes[0] == Outcome(BIG, body, BodyEnd.COMPLETE, None)
+    assert app.outcomes[1] == Outcome(0, b"abc", BodyEnd.COMPLETE, None)  # small bodies are not offered splicing
+
+
+async def test_requests_sent_right_after_spliced_bodies_are_parsed_from_their_first_byte(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    bodies = [os.urandom(BIG), os.urandom(SPLICE_MIN), b"tail"]
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        # One stream of three requests, as a pipelining client sends it: each head follows the last body byte.
+        await stream.send(b"".join(head(len(body)) + body for body in bodies))
+        responses = await read_responses(stream, 3)
+    assert [response.split(b"\r\n")[0] for response in responses] == [b"HTTP/1.1 204 No Content"] * 3
+    assert [(outcome.stored, outcome.end) for outcome in app.outcomes] == [(body, BodyEnd.COMPLETE) for body in bodies]
+    assert [outcome.spliced for outcome in app.outcomes] == [BIG, SPLICE_MIN, 0]
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_spliced(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG, extra="Expect: 100-continue\r\n"))
+        [interim] = await read_responses(stream, 1)
+        assert interim == b"HTTP/1.1 100 Continue"
+        await stream.send(body)
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+    assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None)]
+
+
+async def test_a_client_that_leaves_mid_body_keeps_every_byte_it_sent(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    sent = os.urandom(SPLICE_MIN + 4321)
+    async with serving(app) as port:
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(head(BIG))
+            await app.waiting.wait()
+            await stream.send(sent)
+        await app.done.wait()
+    assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.DISCONNECTED, None)]
+
+
+async def test_a_body_past_the_limit_stops_there_and_the_connection_closes(tmp_path: Path) -> None:
+    limit = 2 * SPLICE_MIN + 1
+    app = SplicingApp(tmp_path, limit=limit)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        await stream.send(body)
+        [response] = await read_responses(stream, 1)
+        assert b"connection: close" in response  # the rest of the body is still on its way
+        assert await closed_by_server(stream)
+    assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]
+
+
+async def test_a_stalled_body_times_out_and_the_connection_closes(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path, read_timeout=0.3)
+    sent = os.urandom(SPLICE_MIN + 99)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        await stream.send(sent)  # then nothing more, with the connection open
+        [response] = await read_responses(stream, 1)
+        assert b"connection: close" in response
+        assert await closed_by_server(stream)
+    assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.TIMEOUT, None)]
+
+
+async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:
+    # What a lock-release request does to the PATCH holding the lock (tusserver/locking.py).
+    app = SplicingApp(tmp_path)
+    sent = os.urandom(2 * SPLICE_MIN)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        await stream.send(sent)
+        await app.spliced(len(sent))  # the server has moved what was sent; its next step waits
+        app.readers[0].stop()
+        [response] = await read_responses(stream, 1)
+        assert b"connection: close" in response
+        assert await closed_by_server(stream)
+    assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.INTERRUPTED, None)]
+
+
+async def test_small_and_chunked_bodies_arrive_as_pieces(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    small = os.urandom(SPLICE_MIN - 1)
+    chunked = os.urandom(SPLICE_MIN + 1)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(len(small)) + small)
+        await read_responses(stream, 1)
+        chunked_head = b"PATCH /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        await stream.send(chunked_head + b"%x\r\n" % len(chunked) + chunked + b"\r\n0\r\n\r\n")
+        await read_responses(stream, 1)
+    assert app.outcomes == [
+        Outcome(0, small, BodyEnd.COMPLETE, None),
+        Outcome(0, chunked, BodyEnd.COMPLETE, None),
+    ]
+
+
+async def test_a_failed_write_fails_the_request_and_closes_the_connection(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    async with serving(app) as port:
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(head(BIG, target="/full"))
+            await app.waiting.wait()
+            await stream.send(os.urandom(SPLICE_MIN))
+            [response] = await read_responses(stream, 1)
+            assert response.startswith(b"HTTP/1.1 500 ")
+            assert b"connection: close" in response
+            assert await closed_by_server(stream)
+        # The server goes on serving.
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(head(3) + b"abc")
+            [response] = await read_responses(stream, 1)
+            assert response.startswith(b"HTTP/1.1 204 ")
+    assert app.outcomes[0].error is not None
+    assert app.outcomes[1] == Outcome(0, b"abc", BodyEnd.COMPLETE, None)

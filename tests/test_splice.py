@@ -11,6 +11,7 @@ nothing was read and parsed before.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ import uvicorn
 from anyio.abc import SocketStream
 from starlette.types import Receive, Scope, Send
 
+from tusserver import _uvicorn
 from tusserver._uvicorn import SPLICE_MIN, PieceProtocol
 from tusserver.body import BodyReader, splice_of
 from tusserver.protocol.rules import BodyEnd
@@ -252,3 +254,38 @@ async def test_a_failed_write_fails_the_request_and_closes_the_connection(tmp_pa
             assert response.startswith(b"HTTP/1.1 204 ")
     assert app.outcomes[0].error is not None
     assert app.outcomes[1] == Outcome(0, b"abc", BodyEnd.COMPLETE, None)
+
+
+@pytest.fixture
+def no_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attempt to make a pipe fails, as when the process is out of descriptors."""
+
+    def fail(sock: int) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(_uvicorn, "Splicer", fail)
+
+
+@pytest.mark.usefixtures("no_pipes")
+async def test_without_a_pipe_the_body_comes_in_pieces_and_the_connection_stays_open(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        await stream.send(body + head(3) + b"abc")
+        responses = await read_responses(stream, 2)
+    assert [response.split(b"\r\n")[0] for response in responses] == [b"HTTP/1.1 204 No Content"] * 2
+    assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None), Outcome(0, b"abc", BodyEnd.COMPLETE, None)]
+
+
+@pytest.mark.usefixtures("no_pipes")
+async def test_without_a_pipe_a_body_past_the_limit_stops_there(tmp_path: Path) -> None:
+    limit = SPLICE_MIN + 1
+    app = SplicingApp(tmp_path, limit=limit)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG) + body)
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+    assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]

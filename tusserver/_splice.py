@@ -21,10 +21,11 @@ import os
 
 import anyio
 
-__all__ = ["AVAILABLE", "PIPE_SIZE", "Splicer"]
+__all__ = ["AVAILABLE", "MIN_PIPE", "PIPE_SIZE", "Splicer"]
 
 AVAILABLE = hasattr(os, "splice")  # Linux only
-PIPE_SIZE = 1024 * 1024  # the most an unprivileged process may ask for (/proc/sys/fs/pipe-max-size)
+PIPE_SIZE = 256 * 1024  # 4 times the default; larger pipes measured no faster (BENCHMARKS.md)
+MIN_PIPE = 64 * 1024  # below this (a user past fs.pipe-user-pages-soft gets 8 KiB) pieces are cheaper
 
 
 class Splicer:
@@ -34,38 +35,53 @@ class Splicer:
         sock: the connection's socket descriptor (duplicated here; the original is not touched).
 
     Raises:
-        OSError: the descriptors could not be made (e.g. the process has none left).
+        OSError: the descriptors could not be made (the process has none left), or the pipe
+            holds less than `MIN_PIPE`.
     """
 
     def __init__(self, sock: int) -> None:
-        self._sock = os.dup(sock)
         self._read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
-        with contextlib.suppress(OSError):  # a smaller pipe (64 KiB) only means more steps
+        with contextlib.suppress(OSError):  # over the user's pipe budget: the pipe keeps its size
             fcntl.fcntl(self._write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self.capacity = fcntl.fcntl(self._write_end, fcntl.F_GETPIPE_SZ)
+        try:
+            if self.capacity < MIN_PIPE:
+                raise OSError(errno.ENOBUFS, f"the pipe holds only {self.capacity} bytes")
+            self._sock = os.dup(sock)
+        except OSError:
+            os.close(self._read_end)
+            os.close(self._write_end)
+            raise
         self.closed = False
 
     async def move(self, fd: int, limit: int) -> int:
         """Move up to `limit` bytes from the socket into `fd` at its file position.
 
-        Waits until the socket has bytes. Returns how many moved; 0 when the client closed or
-        reset the connection, or `close` was called.
+        Waits until the socket has bytes, then moves what it has, up to `limit`. Returns how many
+        moved; 0 when the client closed or reset the connection, or `close` was called.
 
         Raises:
             OSError: writing into `fd` failed; the splicer is closed, its pipe may hold bytes.
         """
-        moved = await self._from_socket(min(limit, PIPE_SIZE))
-        try:
-            _drain(self._read_end, fd, moved)
-        except OSError:
-            self.close()
-            raise
-        return moved
+        moved = await self._from_socket(min(limit, self.capacity), wait=True)
+        total = 0
+        while moved:
+            try:
+                _drain(self._read_end, fd, moved)
+            except OSError:
+                self.close()
+                raise
+            total += moved
+            moved = await self._from_socket(min(limit - total, self.capacity), wait=False) if total < limit else 0
+        return total
 
-    async def _from_socket(self, size: int) -> int:
+    async def _from_socket(self, size: int, *, wait: bool) -> int:
         while not self.closed:
             try:
                 return os.splice(self._sock, self._write_end, size, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
             except BlockingIOError:
+                if not wait:
+                    return 0
                 with contextlib.suppress(anyio.ClosedResourceError):  # `close` was called meanwhile
                     await anyio.wait_readable(self._sock)
             except OSError:  # ECONNRESET and the like: the client is gone

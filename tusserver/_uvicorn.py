@@ -67,6 +67,7 @@ class PieceProtocol(HttpToolsProtocol):
     _head_timer: _Timer | None = None
     _body_seen = 0  # body bytes of the current request that have left the socket
     _splicer: Splicer | None = None  # while a body is being spliced
+    _unspliced: RequestResponseCycle | None = None  # a request that could not get a pipe
     _keep_alive = True  # while splicing: whether the connection stays open once the body is complete
 
     def connection_made(self, transport: Any) -> None:
@@ -156,13 +157,39 @@ class PieceProtocol(HttpToolsProtocol):
         if cycle.waiting_for_100_continue and not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() does
             cycle.waiting_for_100_continue = False
+        if not cycle.body and cycle.more_body and not cycle.disconnected:
+            splicer = self._splicer or self._start_splicing(cycle)
+            if splicer is not None:
+                return await self._move(splicer, cycle, length, fd, limit)
+            await self._next_piece(cycle)
         if cycle.disconnected:
             return 0, True
-        if cycle.body:  # read and parsed before splicing started
+        if cycle.body:  # read and parsed before splicing started, or without a pipe
             return _write_gathered(cycle, fd, limit), bool(cycle.body) or cycle.more_body
-        if not cycle.more_body:
-            return 0, False
-        splicer = self._splicer or self._start_splicing(cycle)
+        return 0, cycle.more_body
+
+    def _start_splicing(self, cycle: RequestResponseCycle) -> Splicer | None:
+        if self._unspliced is cycle:
+            return None
+        try:
+            self._splicer = Splicer(self.transport.get_extra_info("socket").fileno())
+        except OSError:  # no descriptor or pipe to spare: this body comes in pieces, as uvicorn reads it
+            self._unspliced = cycle
+            return None
+        self.flow.pause_reading()  # everything read so far has been parsed; the rest stays in the socket
+        # Until the body is complete, the connection closes after the response.
+        self._keep_alive, cycle.keep_alive = cycle.keep_alive, False
+        return self._splicer
+
+    async def _next_piece(self, cycle: RequestResponseCycle) -> None:
+        # As uvicorn's receive() waits. The event may be left set from pieces gathered earlier.
+        cycle.message_event.clear()
+        self.flow.resume_reading()
+        await cycle.message_event.wait()
+
+    async def _move(
+        self, splicer: Splicer, cycle: RequestResponseCycle, length: int, fd: int, limit: int
+    ) -> tuple[int, bool]:
         moved = await splicer.move(fd, min(limit, length - self._body_seen))
         if moved == 0:
             self.transport.close()  # the client is gone; connection_lost tells the cycle
@@ -172,14 +199,6 @@ class PieceProtocol(HttpToolsProtocol):
             return moved, True
         self._end_splicing(cycle)
         return moved, False
-
-    def _start_splicing(self, cycle: RequestResponseCycle) -> Splicer:
-        self.flow.pause_reading()  # everything read so far has been parsed; the rest stays in the socket
-        sock = self.transport.get_extra_info("socket")
-        self._splicer = Splicer(sock.fileno())
-        # Until the body is complete, the connection closes after the response.
-        self._keep_alive, cycle.keep_alive = cycle.keep_alive, False
-        return self._splicer
 
     def _end_splicing(self, cycle: RequestResponseCycle) -> None:
         assert self._splicer is not None

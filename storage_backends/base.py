@@ -175,7 +175,6 @@ class SupportsOpen(Protocol):
         ...
 
 
-@runtime_checkable
 class SplicesInto(Protocol):
     """A chunk stream that can also have its bytes moved into a file by the kernel (splice(2)),
     never passing through Python: tusserver's request body on uvicorn. A backend that writes

@@ -23,7 +23,7 @@ import errno
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar, cast
 
 import anyio.to_thread
 
@@ -77,8 +77,10 @@ class LocalStorage:
         fd = self._open_at(ref.key, offset)
         reservation, position = Reservation(fd, offset, None if size is None else offset + size), offset
         try:
-            if isinstance(chunks, SplicesInto):  # the kernel moves the body (on uvicorn); see base.py
-                position += await chunks.splice_into(fd, position, reservation.before_write)
+            # A body the kernel can move (on uvicorn; see base.py). Not isinstance(): against a
+            # Protocol it costs ~7 µs, 1.5 % of a small upload.
+            if hasattr(chunks, "splice_into"):
+                position += await cast(SplicesInto, chunks).splice_into(fd, position, reservation.before_write)
             async for chunk in chunks:
                 reservation.before_write(position, len(chunk))
                 _write_all(fd, chunk)

@@ -21,9 +21,9 @@ import os
 
 import anyio
 
-__all__ = ["AVAILABLE", "MIN_PIPE", "PIPE_SIZE", "Splicer"]
+__all__ = ["MIN_PIPE", "PIPE_SIZE", "SPLICE_AVAILABLE", "Splicer"]
 
-AVAILABLE = hasattr(os, "splice")  # Linux only
+SPLICE_AVAILABLE = hasattr(os, "splice")  # Linux only
 PIPE_SIZE = 256 * 1024  # 4 times the default; larger pipes measured no faster (BENCHMARKS.md)
 MIN_PIPE = 64 * 1024  # below this (a user past fs.pipe-user-pages-soft gets 8 KiB) pieces are cheaper
 

@@ -37,8 +37,7 @@ from typing import Any, Protocol, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from tusserver import _splice
-from tusserver._splice import Splicer
+from tusserver._splice import SPLICE_AVAILABLE, Splicer
 from tusserver.body import SPLICE_EXTENSION
 from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, TusError
 from tusserver.protocol.model import TUS_VERSION
@@ -104,7 +103,7 @@ class PieceProtocol(HttpToolsProtocol):
         self._heads, self._head_bytes, self._in_body, self._body_seen = self._heads + 1, 0, True, 0
         super().on_headers_complete()
         cycle = self.cycle
-        if _splice.AVAILABLE and self.scheme == "http" and cycle is not None and cycle.scope is self.scope:
+        if SPLICE_AVAILABLE and self.scheme == "http" and cycle is not None and cycle.scope is self.scope:
             length = _body_length(self.headers)
             if length >= SPLICE_MIN:
                 extensions = cast(dict[str, Any], self.scope).setdefault("extensions", {})

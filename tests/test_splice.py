@@ -33,6 +33,7 @@ from tusserver.protocol.rules import BodyEnd
 pytestmark = pytest.mark.anyio
 
 BIG = 3 * SPLICE_MIN + 12345  # several steps, the last one short
+SERVERS: dict[int, uvicorn.Server] = {}  # by port, while `serving`
 
 
 @dataclass
@@ -94,12 +95,15 @@ async def serving(app: SplicingApp) -> AsyncIterator[int]:
     config = uvicorn.Config(app=app, http=PieceProtocol, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     with socket.create_server(("127.0.0.1", 0)) as listener, anyio.fail_after(30):
+        port = listener.getsockname()[1]
+        SERVERS[port] = server
         async with anyio.create_task_group() as group:
             group.start_soon(server.serve, [listener])
             try:
-                yield listener.getsockname()[1]
+                yield port
             finally:
                 server.should_exit = True
+                del SERVERS[port]
 
 
 def head(length: int, *, target: str = "/upload", extra: str = "") -> bytes:
@@ -218,6 +222,22 @@ async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:
         assert b"connection: close" in response
         assert await closed_by_server(stream)
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.INTERRUPTED, None)]
+
+
+async def test_a_shutdown_during_a_spliced_body_closes_the_connection_after_it(tmp_path: Path) -> None:
+    app = SplicingApp(tmp_path)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(BIG))
+        await app.waiting.wait()
+        for connection in SERVERS[port].server_state.connections:
+            connection.shutdown()  # what uvicorn does to each connection on SIGTERM
+        await stream.send(body)
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+        assert b"connection: close" in response  # the complete body did not turn keep-alive back on
+        assert await closed_by_server(stream)
+    assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None)]
 
 
 async def test_small_and_chunked_bodies_arrive_as_pieces(tmp_path: Path) -> None:

@@ -118,6 +118,21 @@ async def read_responses(stream: SocketStream, count: int) -> list[bytes]:
     return data.split(b"\r\n\r\n")[:count]
 
 
+async def send_once_splicing(app: SplicingApp, stream: SocketStream, data: bytes, *, target: str = "/upload") -> None:
+    """Send the head of a BIG body, wait until the app's first step waits for it, then send `data`."""
+    await stream.send(head(BIG, target=target))
+    await app.waiting.wait()
+    await stream.send(data)
+
+
+async def closing_response(stream: SocketStream) -> bytes:
+    """The next response, which must say that the connection closes, and close it."""
+    [response] = await read_responses(stream, 1)
+    assert b"connection: close" in response
+    assert await closed_by_server(stream)
+    return response
+
+
 async def closed_by_server(stream: SocketStream) -> bool:
     try:
         await stream.receive()
@@ -130,9 +145,7 @@ async def test_a_large_body_moves_through_the_kernel_and_the_connection_stays_op
     app = SplicingApp(tmp_path)
     body = os.urandom(BIG)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(head(BIG))
-        await app.waiting.wait()
-        await stream.send(body)
+        await send_once_splicing(app, stream, body)
         [response] = await read_responses(stream, 1)
         assert response.startswith(b"HTTP/1.1 204 ")
         assert b"connection: close" not in response
@@ -174,9 +187,7 @@ async def test_a_client_that_leaves_mid_body_keeps_every_byte_it_sent(tmp_path: 
     sent = os.urandom(SPLICE_MIN + 4321)
     async with serving(app) as port:
         async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-            await stream.send(head(BIG))
-            await app.waiting.wait()
-            await stream.send(sent)
+            await send_once_splicing(app, stream, sent)
         await app.done.wait()
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.DISCONNECTED, None)]
 
@@ -186,12 +197,8 @@ async def test_a_body_past_the_limit_stops_there_and_the_connection_closes(tmp_p
     app = SplicingApp(tmp_path, limit=limit)
     body = os.urandom(BIG)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(head(BIG))
-        await app.waiting.wait()
-        await stream.send(body)
-        [response] = await read_responses(stream, 1)
-        assert b"connection: close" in response  # the rest of the body is still on its way
-        assert await closed_by_server(stream)
+        await send_once_splicing(app, stream, body)
+        await closing_response(stream)  # the rest of the body is still on its way
     assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]
 
 
@@ -199,12 +206,8 @@ async def test_a_stalled_body_times_out_and_the_connection_closes(tmp_path: Path
     app = SplicingApp(tmp_path, read_timeout=0.3)
     sent = os.urandom(SPLICE_MIN + 99)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(head(BIG))
-        await app.waiting.wait()
-        await stream.send(sent)  # then nothing more, with the connection open
-        [response] = await read_responses(stream, 1)
-        assert b"connection: close" in response
-        assert await closed_by_server(stream)
+        await send_once_splicing(app, stream, sent)  # then nothing more, with the connection open
+        await closing_response(stream)
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.TIMEOUT, None)]
 
 
@@ -213,14 +216,10 @@ async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:
     app = SplicingApp(tmp_path)
     sent = os.urandom(2 * SPLICE_MIN)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(head(BIG))
-        await app.waiting.wait()
-        await stream.send(sent)
+        await send_once_splicing(app, stream, sent)
         await app.spliced(len(sent))  # the server has moved what was sent; its next step waits
         app.readers[0].stop()
-        [response] = await read_responses(stream, 1)
-        assert b"connection: close" in response
-        assert await closed_by_server(stream)
+        await closing_response(stream)
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.INTERRUPTED, None)]
 
 
@@ -233,10 +232,8 @@ async def test_a_shutdown_during_a_spliced_body_closes_the_connection_after_it(t
         for connection in SERVERS[port].server_state.connections:
             connection.shutdown()  # what uvicorn does to each connection on SIGTERM
         await stream.send(body)
-        [response] = await read_responses(stream, 1)
+        response = await closing_response(stream)  # the complete body did not turn keep-alive back on
         assert response.startswith(b"HTTP/1.1 204 ")
-        assert b"connection: close" in response  # the complete body did not turn keep-alive back on
-        assert await closed_by_server(stream)
     assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None)]
 
 
@@ -260,13 +257,9 @@ async def test_a_failed_write_fails_the_request_and_closes_the_connection(tmp_pa
     app = SplicingApp(tmp_path)
     async with serving(app) as port:
         async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-            await stream.send(head(BIG, target="/full"))
-            await app.waiting.wait()
-            await stream.send(os.urandom(SPLICE_MIN))
-            [response] = await read_responses(stream, 1)
+            await send_once_splicing(app, stream, os.urandom(SPLICE_MIN), target="/full")
+            response = await closing_response(stream)
             assert response.startswith(b"HTTP/1.1 500 ")
-            assert b"connection: close" in response
-            assert await closed_by_server(stream)
         # The server goes on serving.
         async with await anyio.connect_tcp("127.0.0.1", port) as stream:
             await stream.send(head(3) + b"abc")
@@ -291,9 +284,7 @@ async def test_without_a_pipe_the_body_comes_in_pieces_and_the_connection_stays_
     app = SplicingApp(tmp_path)
     body = os.urandom(BIG)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(head(BIG))
-        await app.waiting.wait()
-        await stream.send(body + head(3) + b"abc")
+        await send_once_splicing(app, stream, body + head(3) + b"abc")
         responses = await read_responses(stream, 2)
     assert [response.split(b"\r\n")[0] for response in responses] == [b"HTTP/1.1 204 No Content"] * 2
     assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None), Outcome(0, b"abc", BodyEnd.COMPLETE, None)]

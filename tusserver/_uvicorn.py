@@ -20,6 +20,9 @@ ever. Here a connection gets `HEAD_TIMEOUT` seconds from its opening to its firs
 a later head as long from its first bytes (nginx's `client_header_timeout`); then a partial head is
 answered 408 and the connection closed, an idle one closed.
 
+Connection limit: uvicorn answers a request on a connection past `--limit-concurrency` with a plain
+503 of its own; here it is a tus error like the others: Tus-Resumable, an error code, Retry-After.
+
 Splicing: a request whose Content-Length is at least `SPLICE_MIN` gets the `tusserver.splice` ASGI
 extension (`tusserver.body`), which moves its body into a file inside the kernel (`tusserver._splice`).
 Once splicing starts, reading stops on uvicorn's transport and the parser sees none of the rest of
@@ -31,15 +34,19 @@ next request would start is unknown.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol, cast
 
 import httptools
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from tusserver._splice import SPLICE_AVAILABLE, Splicer
 from tusserver.body import SPLICE_EXTENSION
-from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, TusError
+from tusserver.middleware import send_response
+from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, ServiceUnavailableError, TusError
 from tusserver.protocol.model import TUS_VERSION
 from tusserver.protocol.responses import error_response
 
@@ -97,6 +104,11 @@ class PieceProtocol(HttpToolsProtocol):
                 self._reject_head(HeadTooLargeError(f"the request line and headers exceed {MAX_HEAD // 1024} KiB"))
             elif self._head_timer is None:
                 self._start_head_timer()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if app is service_unavailable:  # uvicorn's answer past its connection limit
+            app = _over_the_limit
+        super()._start_asgi_task(cycle, app)
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
@@ -207,6 +219,13 @@ class PieceProtocol(HttpToolsProtocol):
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn sets it
         cycle.keep_alive = self._keep_alive
         self.on_message_complete()  # reading resumes when the response is complete, as uvicorn does
+
+
+async def _over_the_limit(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request past uvicorn's connection limit (tus clients retry a 503)."""
+    response = error_response(ServiceUnavailableError("the server is at its connection limit; retry later"))
+    headers = {**response.headers, "Tus-Resumable": TUS_VERSION, "Connection": "close"}
+    await send_response(replace(response, headers=headers), send)
 
 
 def _body_length(headers: list[tuple[bytes, bytes]]) -> int:

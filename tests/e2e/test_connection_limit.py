@@ -1,6 +1,7 @@
 """--limit-concurrency bounds the connections served at once, so memory stays bounded however many clients
-connect. uvicorn answers a request on a connection past the limit with 503, which tus clients retry; granian
-does not accept the connection until one closes."""
+connect. uvicorn answers a request on a connection past the limit with a tus 503 (ERR_SERVICE_UNAVAILABLE, which
+tus clients retry; tusserver/_uvicorn.py replaces uvicorn's plain one); granian does not accept the connection
+until one closes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 
 import pytest
 
-from tests.e2e.helpers import TUS, ServerProcess, connect, raw_request, read_response, wait_until
+from tests.e2e.helpers import TUS, RawResponse, ServerProcess, connect, raw_request, read_response, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +19,15 @@ OPTIONS = raw_request("OPTIONS", "/files/", TUS)
 LIMIT = 2
 
 
-def options_status(sock: socket.socket) -> int:
+def options_response(sock: socket.socket) -> RawResponse:
     sock.sendall(OPTIONS)
     response = read_response(sock)
     assert response is not None
-    return response.status
+    return response
+
+
+def options_status(sock: socket.socket) -> int:
+    return options_response(sock).status
 
 
 def fresh_options_status(server: ServerProcess) -> int:
@@ -42,7 +47,12 @@ def test_connections_past_the_limit_are_not_served(server: ServerProcess, asgi_s
         assert [options_status(sock) for sock in held] == [200] * LIMIT
         extra = sockets.enter_context(connect(server))  # only now: uvicorn counts what is open when a request comes
         if asgi_server == "uvicorn":
-            assert options_status(extra) == 503
+            refused = options_response(extra)
+            # A tus error like any other: tus clients retry a 503.
+            assert refused.status == 503
+            assert refused.headers["tus-resumable"] == "1.0.0"
+            assert refused.headers["retry-after"] == "1"
+            assert refused.body.startswith(b"ERR_SERVICE_UNAVAILABLE: ")
             for sock in held:
                 sock.close()
             # Once the server has seen the others close, a new connection is served again.

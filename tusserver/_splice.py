@@ -4,7 +4,7 @@ Why: on uvicorn each body piece is read into a new `bytes` (uvloop), passed thro
 the ASGI channel, then written out again: a copy into Python and Python's work for every ~250 KiB.
 splice(2) moves the bytes socket → pipe → file without leaving the kernel: the socket's pages go
 into the pipe without a copy, and from the pipe they are copied once into the page cache, as a
-`write` would copy them. Measured in W1: half the server CPU per GiB (BENCHMARKS.md, optimisation 14).
+`write` would copy them. Measured in W1: 40 % less server CPU per GiB (BENCHMARKS.md, optimisation 14).
 
 How: the socket is duplicated, so that its readiness can be awaited on a descriptor of our own
 while uvicorn's transport, which keeps the original, has reading paused. Bytes leave the socket

@@ -1,5 +1,5 @@
-"""uvicorn's httptools protocol, with a bounded request head and body pieces handed over without
-two more copies.
+"""uvicorn's httptools protocol, with a bounded request head, body pieces handed over without two
+more copies, tus errors past the connection limit, and large bodies spliced into files.
 
 Body pieces: uvicorn (0.54+) gathers a request's body pieces in a bytearray and gives the app
 `bytes(bytearray)`: two copies of every piece on top of uvloop's and httptools' own. For an upload,

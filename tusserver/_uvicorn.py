@@ -48,7 +48,7 @@ from tusserver.body import SPLICE_EXTENSION
 from tusserver.middleware import send_response
 from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, ServiceUnavailableError, TusError
 from tusserver.protocol.model import TUS_VERSION
-from tusserver.protocol.responses import error_response
+from tusserver.protocol.responses import TusResponse, error_response
 
 __all__ = ["HEAD_TIMEOUT", "MAX_HEAD", "SPLICE_MIN", "PieceProtocol"]
 
@@ -144,12 +144,12 @@ class PieceProtocol(HttpToolsProtocol):
 
     def _reject_head(self, error: TusError) -> None:
         self._stop_head_timer()
-        response = error_response(error)
-        headers = {**response.headers, "Tus-Resumable": TUS_VERSION, "Content-Length": str(len(response.body))}
+        response = _closing_error(error)
+        headers = {**response.headers, "Content-Length": str(len(response.body))}
         lines = [STATUS_LINE[response.status]]
         lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
-        self.transport.write(b"".join([*lines, b"Connection: close\r\n\r\n", response.body]))
+        self.transport.write(b"".join([*lines, b"\r\n", response.body]))
         self.transport.close()
 
     def on_body(self, body: bytes) -> None:
@@ -223,9 +223,15 @@ class PieceProtocol(HttpToolsProtocol):
 
 async def _over_the_limit(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer to a request past uvicorn's connection limit (tus clients retry a 503)."""
-    response = error_response(ServiceUnavailableError("the server is at its connection limit; retry later"))
-    headers = {**response.headers, "Tus-Resumable": TUS_VERSION, "Connection": "close"}
-    await send_response(replace(response, headers=headers), send)
+    error = ServiceUnavailableError("the server is at its connection limit; retry later")
+    await send_response(_closing_error(error), send)
+
+
+def _closing_error(error: TusError) -> TusResponse:
+    """A tus error response that the protocol sends itself, outside the app and its middleware (which
+    add Tus-Resumable to the app's responses); the connection closes after it."""
+    response = error_response(error)
+    return replace(response, headers={**response.headers, "Tus-Resumable": TUS_VERSION, "Connection": "close"})
 
 
 def _body_length(headers: list[tuple[bytes, bytes]]) -> int:

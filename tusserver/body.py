@@ -13,7 +13,7 @@ large bodies), a file-backed store can have the body moved into its file by the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import cast
+from typing import TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,8 @@ __all__ = ["SPLICE_EXTENSION", "BodyReader", "Splice", "digesting", "splice_of"]
 _OFFLOAD_MIN = 64 * 1024
 SPLICE_EXTENSION = "tusserver.splice"
 SPLICE_STEP = 1024 * 1024  # bytes per step: each step may wait, and is timed, as one body piece is
+
+T = TypeVar("T")
 
 Splice = Callable[[int, int], Awaitable[tuple[int, bool]]]
 """The `tusserver.splice` extension: `await splice(fd, limit)` moves up to `limit` (at least 1) bytes
@@ -96,13 +98,10 @@ class BodyReader:
                 self.end = BodyEnd.LIMIT_EXCEEDED
                 break
             before_write(position + moved, step)
-            with anyio.move_on_after(self._read_timeout) as scope:
-                self._waiting = scope
-                count, more = await self._splice(fd, step)
-            self._waiting = None
-            if scope.cancelled_caught:
-                self.end = self.end or BodyEnd.TIMEOUT
+            outcome = await self._timed(self._splice(fd, step))
+            if outcome is None:
                 break
+            count, more = outcome
             moved += count
             self.received += count
             if not more:
@@ -111,15 +110,20 @@ class BodyReader:
                 self.end = BodyEnd.DISCONNECTED
         return moved
 
-    async def _next_piece(self) -> bytes:
+    async def _timed(self, step: Awaitable[T]) -> T | None:
+        """`step`'s result; None if the read timeout passed (`end` is then TIMEOUT) or `stop` came first."""
         with anyio.move_on_after(self._read_timeout) as scope:
             self._waiting = scope
-            message = await self._receive()
+            result = await step
         self._waiting = None
         if scope.cancelled_caught:
             self.end = self.end or BodyEnd.TIMEOUT
-            return b""
-        if self.end is not None:  # stopped while this piece arrived; it is not stored
+            return None
+        return result
+
+    async def _next_piece(self) -> bytes:
+        message = await self._timed(self._receive())
+        if message is None or self.end is not None:  # a piece that came as `stop` did is not stored
             return b""
         if message["type"] == "http.disconnect":
             self.end = BodyEnd.DISCONNECTED

@@ -79,8 +79,12 @@ class SplicingApp:
 
     async def spliced(self, count: int) -> None:
         """Return once a step starts with `count` bytes moved before it."""
+        await self.expect(count).wait()
+
+    def expect(self, count: int) -> anyio.Event:
+        """An event set when a step starts with `count` bytes moved before it."""
         self._awaited = (count, anyio.Event())
-        await self._awaited[1].wait()
+        return self._awaited[1]
 
     def _before_write(self, position: int, size: int) -> None:
         assert size <= SPLICE_MIN
@@ -209,6 +213,24 @@ async def test_a_stalled_body_times_out_and_the_connection_closes(tmp_path: Path
         await send_once_splicing(app, stream, sent)  # then nothing more, with the connection open
         await closing_response(stream)
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.TIMEOUT, None)]
+
+
+async def test_the_read_timeout_counts_from_the_last_bytes_not_from_the_start_of_the_body(tmp_path: Path) -> None:
+    # One cancel scope times the whole spliced body; its deadline must move on with every step.
+    app = SplicingApp(tmp_path, read_timeout=1.0)
+    parts = [os.urandom(SPLICE_MIN // 2) for _ in range(4)]
+    body = b"".join(parts)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head(len(body)))
+        for sent, part in enumerate(parts, start=1):
+            moved = app.expect(sent * len(part))
+            await stream.send(part)
+            if sent < len(parts):
+                await moved.wait()
+                await anyio.sleep(0.4)  # a pause shorter than the timeout; all of them longer
+        [response] = await read_responses(stream, 1)
+        assert response.startswith(b"HTTP/1.1 204 ")
+    assert app.outcomes == [Outcome(len(body), body, BodyEnd.COMPLETE, None)]
 
 
 async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:

@@ -94,9 +94,11 @@ class SplicingApp:
 
 
 @asynccontextmanager
-async def serving(app: SplicingApp) -> AsyncIterator[int]:
+async def serving(app: SplicingApp, *, timeout_keep_alive: int = 5) -> AsyncIterator[int]:
     """A uvicorn server with PieceProtocol running `app` on a free port of 127.0.0.1."""
-    config = uvicorn.Config(app=app, http=PieceProtocol, lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        app=app, http=PieceProtocol, lifespan="off", log_level="warning", timeout_keep_alive=timeout_keep_alive
+    )
     server = uvicorn.Server(config)
     with socket.create_server(("127.0.0.1", 0)) as listener, anyio.fail_after(30):
         port = listener.getsockname()[1]
@@ -204,6 +206,45 @@ async def test_a_body_past_the_limit_stops_there_and_the_connection_closes(tmp_p
         await send_once_splicing(app, stream, body)
         await closing_response(stream)  # the rest of the body is still on its way
     assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]
+
+
+async def test_a_client_still_sending_after_the_body_ended_gets_the_response_and_a_clean_close(
+    tmp_path: Path,
+) -> None:
+    # Closed at once, a socket with bytes unread sends a reset: the client's next send or read fails.
+    limit = SPLICE_MIN + 1
+    app = SplicingApp(tmp_path, limit=limit)
+    body = os.urandom(BIG)
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await send_once_splicing(app, stream, body[: limit + 1000])
+        [response] = await read_responses(stream, 1)
+        assert b"connection: close" in response
+        await stream.send(body[limit + 1000 :])  # read and dropped by the server, not refused
+        await stream.send_eof()
+        with pytest.raises(anyio.EndOfStream):
+            await stream.receive()
+    assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]
+
+
+async def test_a_client_that_never_closes_is_closed_by_the_keep_alive_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = anyio.Event()
+    connection_lost = PieceProtocol.connection_lost
+
+    def observed(protocol: PieceProtocol, exc: Exception | None) -> None:
+        connection_lost(protocol, exc)
+        closed.set()
+
+    monkeypatch.setattr(PieceProtocol, "connection_lost", observed)
+    app = SplicingApp(tmp_path, read_timeout=0.2)
+    sent = os.urandom(SPLICE_MIN + 99)
+    async with serving(app, timeout_keep_alive=1) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await send_once_splicing(app, stream, sent)  # then nothing more: the read timeout ends the body
+        await read_responses(stream, 1)
+        await stream.send(b"late bytes")
+        await closed.wait()  # the client keeps its side open; the server closes its own
+    assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.TIMEOUT, None)]
 
 
 async def test_a_stalled_body_times_out_and_the_connection_closes(tmp_path: Path) -> None:

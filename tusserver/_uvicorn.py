@@ -28,12 +28,15 @@ extension (`tusserver.body`), which moves its body into a file inside the kernel
 Once splicing starts, reading stops on uvicorn's transport and the parser sees none of the rest of
 the body. When the body is complete, the parser starts afresh for the next request; if it never
 completes (the app stopped, the client left), the response closes the connection, because where the
-next request would start is unknown.
+next request would start is unknown. It closes lingering, as nginx does: a FIN after the response, then
+the rest of the body read and dropped until the client closes or uvicorn's keep-alive timeout passes, so
+that a client still sending gets the response rather than a connection reset.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol, cast
@@ -75,6 +78,7 @@ class PieceProtocol(HttpToolsProtocol):
     _splicer: Splicer | None = None  # while a body is being spliced
     _unspliced: RequestResponseCycle | None = None  # a request that could not get a pipe
     _keep_alive = True  # while splicing: whether the connection stays open once the body is complete
+    _lingering = False  # closing after a spliced body that ended early: what arrives is dropped
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -92,7 +96,7 @@ class PieceProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:
-        if self._splicer is not None:  # the rest of a body whose start the parser never saw
+        if self._splicer is not None or self._lingering:  # the rest of a body whose start the parser never saw
             return
         in_head, heads = not self._in_body, self._heads
         super().data_received(data)
@@ -188,8 +192,9 @@ class PieceProtocol(HttpToolsProtocol):
             self._unspliced = cycle
             return None
         self.flow.pause_reading()  # everything read so far has been parsed; the rest stays in the socket
-        # Until the body is complete, the connection closes after the response.
+        # Until the body is complete, the connection closes after the response, lingering.
         self._keep_alive, cycle.keep_alive = cycle.keep_alive, False
+        cycle.transport = cast(Any, _LingeringClose(self.transport, self._close_lingering))
         return self._splicer
 
     async def _next_piece(self, cycle: RequestResponseCycle) -> None:
@@ -217,8 +222,40 @@ class PieceProtocol(HttpToolsProtocol):
         self._splicer = None
         self.parser = httptools.HttpRequestParser(self)  # the old one still expects the body
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn sets it
-        cycle.keep_alive = self._keep_alive
+        cycle.keep_alive, cycle.transport = self._keep_alive, self.transport
         self.on_message_complete()  # reading resumes when the response is complete, as uvicorn does
+
+    def _close_lingering(self) -> None:
+        """Close a connection whose spliced body ended early: the response, a FIN, and the rest dropped.
+
+        Closed at once, a socket with body bytes unread answers the client with a reset, which can fail
+        its sending, or reach it before the response does. Here the response is followed by a FIN, and
+        what the client still sends is read and dropped until it closes (`eof_received` then closes the
+        transport) or uvicorn's keep-alive timeout closes it (`on_response_complete`, which runs next,
+        arms it; data dropped here does not disarm it).
+        """
+        if self.transport.is_closing():
+            return
+        if self._splicer is not None:
+            self._splicer.close()
+            self._splicer = None
+        self._lingering = True
+        self.transport.write_eof()  # once the response is written
+        self.flow.resume_reading()
+
+
+class _LingeringClose:
+    """The transport as the cycle of a spliced body sees it until the body is complete: `close` lingers."""
+
+    def __init__(self, transport: Any, close: Callable[[], None]) -> None:
+        self._transport = transport
+        self.close = close
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
 
 
 async def _over_the_limit(scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,7 +9,10 @@ bytes from two requests mixed in the file, or an offset that the next PATCH refu
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +27,13 @@ from tests.e2e.helpers import (
     finish_from_head,
     head_offset,
     race_patches,
+    random_file,
     raw_request,
     read_response,
     send_all,
     stored_size,
     target_of,
+    tool,
     wait_until,
 )
 
@@ -83,3 +88,28 @@ def test_head_during_stalled_patch_answers_promptly_with_stored_offset(server: S
         check_race_outcome(read_response(stalled))
     finish_from_head(location, data)
     assert server.stored_path(location).read_bytes() == data
+
+
+def test_curl_still_sending_when_its_patch_is_interrupted_gets_the_answer(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    # A real client mid-body (spliced on uvicorn) when another request takes the upload: it must read
+    # the interrupted answer, not a broken connection (curl stops sending when an error answer comes).
+    size = 16 * MiB
+    source = random_file(tmp_path / "source.bin", size)
+    location = create_upload(server, size)
+    headers = PATCH_HEADERS | {"Upload-Offset": "0", "Expect": ""}
+    command = [tool("curl"), "-sS", "--max-time", "60", "-X", "PATCH", "--limit-rate", "4M", "-T", str(source)]
+    command += [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    command += ["-o", str(tmp_path / "answer"), "-w", "%{http_code}", location]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
+        wait_until(lambda: stored_size(server, location) >= 2 * MiB, what="curl's PATCH to store 2 MiB")
+        with connect(server) as second:  # wants the upload: the first PATCH lets go
+            send_all(second, patch_request(location, 0))
+            second.shutdown(socket.SHUT_WR)
+            read_response(second)
+        out, err = first.communicate(timeout=60)
+    assert (first.returncode, out, err) == (0, "400", "")
+    assert (tmp_path / "answer").read_bytes().startswith(b"ERR_UPLOAD_INTERRUPTED")
+    offset = head_offset(location)
+    assert server.stored_path(location).read_bytes() == source.read_bytes()[:offset]

@@ -94,11 +94,9 @@ class SplicingApp:
 
 
 @asynccontextmanager
-async def serving(app: SplicingApp, *, timeout_keep_alive: int = 5) -> AsyncIterator[int]:
+async def serving(app: SplicingApp) -> AsyncIterator[int]:
     """A uvicorn server with PieceProtocol running `app` on a free port of 127.0.0.1."""
-    config = uvicorn.Config(
-        app=app, http=PieceProtocol, lifespan="off", log_level="warning", timeout_keep_alive=timeout_keep_alive
-    )
+    config = uvicorn.Config(app=app, http=PieceProtocol, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     with socket.create_server(("127.0.0.1", 0)) as listener, anyio.fail_after(30):
         port = listener.getsockname()[1]
@@ -226,9 +224,10 @@ async def test_a_client_still_sending_after_the_body_ended_gets_the_response_and
     assert app.outcomes == [Outcome(limit, body[:limit], BodyEnd.LIMIT_EXCEEDED, None)]
 
 
-async def test_a_client_that_never_closes_is_closed_by_the_keep_alive_timeout(
+async def test_a_client_that_never_closes_is_closed_after_the_linger_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(PieceProtocol, "linger_timeout", 0.3)
     closed = anyio.Event()
     connection_lost = PieceProtocol.connection_lost
 
@@ -239,11 +238,12 @@ async def test_a_client_that_never_closes_is_closed_by_the_keep_alive_timeout(
     monkeypatch.setattr(PieceProtocol, "connection_lost", observed)
     app = SplicingApp(tmp_path, read_timeout=0.2)
     sent = os.urandom(SPLICE_MIN + 99)
-    async with serving(app, timeout_keep_alive=1) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
         await send_once_splicing(app, stream, sent)  # then nothing more: the read timeout ends the body
         await read_responses(stream, 1)
         await stream.send(b"late bytes")
-        await closed.wait()  # the client keeps its side open; the server closes its own
+        with anyio.fail_after(3):  # well before uvicorn's keep-alive timeout (5 s) would close it
+            await closed.wait()  # the client keeps its side open; the server closes its own
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.TIMEOUT, None)]
 
 

@@ -29,8 +29,8 @@ Once splicing starts, reading stops on uvicorn's transport and the parser sees n
 the body. When the body is complete, the parser starts afresh for the next request; if it never
 completes (the app stopped, the client left), the response closes the connection, because where the
 next request would start is unknown. It closes lingering, as nginx does: a FIN after the response, then
-the rest of the body read and dropped until the client closes or uvicorn's keep-alive timeout passes, so
-that a client still sending gets the response rather than a connection reset.
+the rest of the body read and dropped until the client closes or `LINGER_TIMEOUT` passes, so that a
+client still sending gets the response rather than a connection reset.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ from tusserver.protocol.errors import HeadTimeoutError, HeadTooLargeError, Servi
 from tusserver.protocol.model import TUS_VERSION
 from tusserver.protocol.responses import TusResponse, error_response
 
-__all__ = ["HEAD_TIMEOUT", "MAX_HEAD", "SPLICE_MIN", "PieceProtocol"]
+__all__ = ["HEAD_TIMEOUT", "LINGER_TIMEOUT", "MAX_HEAD", "SPLICE_MIN", "PieceProtocol"]
 
 MAX_HEAD = 64 * 1024  # request line and headers; browsers send a few KiB, tus metadata rarely more
 HEAD_TIMEOUT = 60.0  # seconds for a request line and headers to arrive (nginx's default)
+LINGER_TIMEOUT = 5.0  # seconds a closing connection still reads what its client sends (nginx's lingering_timeout)
 SPLICE_MIN = 1024 * 1024  # smaller bodies arrive in a few pieces; a pipe would cost more than it saves
 
 
@@ -69,6 +70,7 @@ class PieceProtocol(HttpToolsProtocol):
     request heads are bounded by `MAX_HEAD`, and whose large bodies can be spliced into files."""
 
     head_timeout = HEAD_TIMEOUT
+    linger_timeout = LINGER_TIMEOUT
     # Class-level starting values: uvicorn's __init__ is left as it is.
     _head_bytes = 0  # received of the current request's head so far
     _heads = 0  # heads completed on this connection
@@ -78,7 +80,7 @@ class PieceProtocol(HttpToolsProtocol):
     _splicer: Splicer | None = None  # while a body is being spliced
     _unspliced: RequestResponseCycle | None = None  # a request that could not get a pipe
     _keep_alive = True  # while splicing: whether the connection stays open once the body is complete
-    _lingering = False  # closing after a spliced body that ended early: what arrives is dropped
+    _lingering: _Timer | None = None  # after a spliced body ended early: what arrives is dropped until it fires
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -86,6 +88,8 @@ class PieceProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._lingering is not None:
+            self._lingering.cancel()
         if self._splicer is not None:
             self._splicer.close()
         super().connection_lost(exc)
@@ -96,7 +100,7 @@ class PieceProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:
-        if self._splicer is not None or self._lingering:  # the rest of a body whose start the parser never saw
+        if self._splicer is not None or self._lingering is not None:  # a body's rest the parser never saw
             return
         in_head, heads = not self._in_body, self._heads
         super().data_received(data)
@@ -231,15 +235,14 @@ class PieceProtocol(HttpToolsProtocol):
         Closed at once, a socket with body bytes unread answers the client with a reset, which can fail
         its sending, or reach it before the response does. Here the response is followed by a FIN, and
         what the client still sends is read and dropped until it closes (`eof_received` then closes the
-        transport) or uvicorn's keep-alive timeout closes it (`on_response_complete`, which runs next,
-        arms it; data dropped here does not disarm it).
+        transport), for at most `linger_timeout` seconds.
         """
         if self.transport.is_closing():
             return
         if self._splicer is not None:
             self._splicer.close()
             self._splicer = None
-        self._lingering = True
+        self._lingering = self.loop.call_later(self.linger_timeout, self.transport.close)
         self.transport.write_eof()  # once the response is written
         self.flow.resume_reading()
 

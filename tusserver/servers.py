@@ -8,7 +8,6 @@ BENCHMARKS.md for when it pays.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -43,7 +42,7 @@ def _run_uvicorn(settings: Settings) -> None:
     # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
-        _settled(create_app(settings)),
+        create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -91,16 +90,4 @@ def _run_granian(settings: Settings) -> None:
 def app_from_environment() -> Starlette:
     """The app for a granian worker, built from the settings the parent process exported."""
     tune_malloc()
-    return _settled(create_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])))
-
-
-def _settled(app: Starlette) -> Starlette:
-    """`app`, with every object made so far put out of the cyclic garbage collector's reach (`gc.freeze`).
-
-    Why: a full collection walks every tracked object, and the ~40,000 that the imports and the app
-    leave (modules, classes, pydantic's schemas) made each one a ~30 ms pause of the event loop, seen
-    in the benchmark's W3 (BENCHMARKS.md); frozen, they are not walked again. They live as long as the
-    process in any case.
-    """
-    gc.freeze()
-    return app
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))

@@ -7,17 +7,20 @@ disconnects, timeouts and lock-release requests into a clean end of stream).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from typing import ClassVar, Protocol, runtime_checkable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 __all__ = [
+    "Appended",
+    "Record",
     "SplicesInto",
     "StorageBackend",
     "StorageRef",
     "SupportsConcatenate",
     "SupportsDelete",
+    "SupportsDiscard",
     "SupportsLimits",
     "SupportsOpen",
 ]
@@ -35,6 +38,35 @@ class StorageRef(BaseModel, frozen=True):
     backend: str
     key: str
     extra: dict[str, str] = {}
+
+
+Record = Callable[[StorageRef, int], Awaitable[None]]
+"""`await record(ref, length)` makes `ref`, holding `length` durable bytes, the upload's recorded state (a
+fenced save: it raises once the caller's lock has passed to another holder). Backends call it during an
+append: to record progress, and before anything that relies on the record not having moved on."""
+
+
+class Checkpoints:
+    """How an append records its progress, and the `record` call that does it.
+
+    With `every` and `interval`, a crash loses at most what arrived since the last record: `every`
+    bytes or `interval` seconds. Without them (None: the caller cannot record bytes before the body
+    is checked, e.g. against a checksum), `record` is only called with the offset the append started
+    from: to fence a lapsed writer, or to record where new bytes will go.
+    """
+
+    def __init__(self, record: Record, *, every: int | None = None, interval: float | None = None) -> None:
+        if (every is None) != (interval is None) or (every is not None and every <= 0) or (interval or 1) <= 0:
+            raise ValueError("checkpoints need both a positive size and interval, or neither")
+        self.record, self.every, self.interval = record, every, interval
+
+
+class Appended(NamedTuple):
+    """What an append stored: the new stored length, and the reference that holds it (which the
+    caller must persist with the length; a backend may move an upload's bytes to new places)."""
+
+    length: int
+    ref: StorageRef
 
 
 class StorageBackend(Protocol):
@@ -60,13 +92,24 @@ class StorageBackend(Protocol):
         ...
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
-        """Store `chunks` from `offset` on and return the new stored length.
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
+        """Store `chunks` from `offset` on and return the new stored length and reference.
 
         Bytes stored past `offset` by an earlier request that was never acknowledged (a crash,
-        a discarded checksum chunk) are dropped first. When the iterable ends, every byte it
-        yielded is stored; the caller then records the returned length as the new offset.
+        a discarded checksum chunk) are never part of the result. When the iterable ends, every byte
+        it yielded is stored; the caller then records the returned reference and length.
+
+        A writer whose lock lapsed (a paused process) may go on writing after another holder took
+        over: a backend never lets such a writer touch bytes that the recorded reference holds.
+        Bytes an append writes stay its own (a segment, tail or part of its own) until a record
+        that names them succeeds.
 
         Args:
             ref: the upload's storage reference.
@@ -74,9 +117,11 @@ class StorageBackend(Protocol):
             chunks: the request body, ending cleanly whatever happened to the request.
             size: how many bytes the body declares (its Content-Length), None if unknown. A hint,
                 such as for reserving space: the body may end sooner (a disconnect).
+            checkpoints: how to record progress during a long append (and fence a lapsed writer);
+                None for a caller whose writes can never overlap another's.
 
         Returns:
-            `offset` plus the number of bytes stored from `chunks`.
+            `offset` plus the number of bytes stored from `chunks`, and the reference holding them.
 
         Raises:
             BlobNotFoundError: the upload's storage is gone.
@@ -92,8 +137,9 @@ class StorageBackend(Protocol):
         """
         ...
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
-        """Called when the last byte is stored (S3 CompleteMultipartUpload, Azure commit).
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
+        """Called when the last byte is stored (S3 CompleteMultipartUpload, Azure commit); returns the
+        reference of the finished upload, which the caller records.
 
         Idempotent: it is called again if the server stopped before it recorded the completion.
 
@@ -125,6 +171,20 @@ class SupportsDelete(Protocol):
 
     async def delete(self, ref: StorageRef) -> None:
         """Remove every byte stored for `ref`. Idempotent: deleting a missing upload succeeds.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsDiscard(Protocol):
+    """Backends that leave things behind when an upload's reference changes (old segments or tails)."""
+
+    async def discard(self, old: StorageRef, new: StorageRef) -> None:
+        """Remove what `old` held that `new` does not; called once `new` is recorded. Best effort:
+        what a crash leaves is found by the sweep.
 
         Raises:
             StorageError: the backend failed.
@@ -180,9 +240,18 @@ class SplicesInto(Protocol):
     never passing through Python: tusserver's request body on uvicorn. A backend that writes
     files may call `splice_into` first, then iterate over what is left as usual."""
 
-    async def splice_into(self, fd: int, position: int, before_write: Callable[[int, int], None]) -> int:
+    async def splice_into(
+        self,
+        fd: int,
+        position: int,
+        before_write: Callable[[int, int], None],
+        *,
+        most: int | None = None,
+        until: float | None = None,
+    ) -> int:
         """Move the stream's bytes into `fd`, from its file position (`position`), until the stream
-        ends or this way of moving them is not available; return how many moved.
+        ends, `most` bytes moved, the clock (anyio.current_time) passes `until`, or this way of
+        moving them is not available; return how many moved.
 
         `before_write(position, size)` is called before each step of at most `size` bytes.
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["BlobExistsError", "BlobNotFoundError", "StorageError", "StorageUnavailableError"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage_backends.base import Appended
+
+__all__ = ["BlobExistsError", "BlobNotFoundError", "StorageError", "StorageFullError", "StorageUnavailableError"]
 
 
 class StorageError(Exception):
@@ -19,3 +24,15 @@ class BlobExistsError(StorageError, FileExistsError):
 
 class StorageUnavailableError(StorageError):
     """The backend is temporarily unreachable or throttling; a retry may succeed."""
+
+
+class StorageFullError(StorageError):
+    """The storage has no space left (ENOSPC, a quota).
+
+    Attributes:
+        stored: what the append stored before it ran out (to be recorded), None if nothing is usable.
+    """
+
+    def __init__(self, message: str, stored: Appended | None = None) -> None:
+        super().__init__(message)
+        self.stored = stored

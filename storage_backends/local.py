@@ -1,14 +1,24 @@
 """Local-file storage: one plain file per upload, appended in place.
 
-Layout: ``<root>/<key>``, holding exactly the upload's bytes, so a finished upload is a normal
-file that other tools can read. Keys are checked against ``[A-Za-z0-9_-]`` (``_keys.check_key``),
-so nothing is ever written outside ``root``.
+Layout: ``<root>/<key>``, holding exactly the upload's bytes once it is finished, so a finished
+upload is a normal file that other tools can read. Keys are checked against ``[A-Za-z0-9_-]``
+(``_keys.check_key``), so nothing is ever written outside ``root``. An unfinished upload may also
+have segments, ``<root>/<key>.segments/<start>-<token>``, holding its bytes from ``start`` on; they are
+joined into ``<key>`` when it completes.
 
-Crash safety: the caller records an offset only after `append` returned, so the file may hold
-more bytes than the recorded offset (a crash between the write and the record) but never fewer,
-unless the machine lost power with ``fsync=False``. The next `append` truncates the unacknowledged
-tail. With ``fsync=True`` the data is fdatasync'd before `append` returns (on a worker thread,
-so the event loop keeps serving), and new files' directory entries are synced too.
+One writer per file: an append holds an exclusive `flock` on the file it writes, for as long as it
+has it open. A writer whose upload lock lapsed (a paused process, with Redis locks) keeps its file
+and its flock; the next holder finds the flock taken and writes a new segment instead, so bytes
+that a record holds are never written twice, whatever a stale writer does when it wakes. A file is
+only truncated (its unacknowledged tail dropped) by a holder that has its flock and has just
+recorded, fenced, that the record is still the one it read (`Checkpoints.record`).
+
+Crash safety: the caller records an offset only after `append` returned (or through a checkpoint,
+after the bytes were written and, with ``fsync``, synced), so files may hold more bytes than the
+record says but never fewer, unless the machine lost power with ``fsync=False``. With
+``fsync=True`` data is fdatasync'd before it is recorded (on a worker thread, so the event loop
+keeps serving), and new files' directory entries are synced too. A full disk ends an append with
+`StorageFullError`, which carries what was stored before it.
 
 Performance: chunks are written on the event loop as they arrive. Writes into the page cache
 are cheaper than a thread hop per chunk on small machines (PERF.md §4), so only fsync leaves
@@ -20,25 +30,31 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import functools
 import os
+import secrets
+import shutil
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar, cast
 
 import anyio.to_thread
 
+from storage_backends._checkpoint import CheckpointClock
 from storage_backends._keys import check_key
 from storage_backends._reserve import Reservation
-from storage_backends.base import SplicesInto, StorageRef
-from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
+from storage_backends.base import Appended, Checkpoints, SplicesInto, StorageRef
+from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageFullError
 
 __all__ = ["LocalStorage"]
 
 READ_CHUNK = 1024 * 1024
+SEGMENTS = ".segments"  # <key>.segments/: the upload's segments and joins in progress
 
 
 class LocalStorage:
-    """Stores each upload as one file under `root`.
+    """Stores each upload as one file under `root` (and segments while it is unfinished).
 
     Args:
         root: the directory for upload files; created if missing.
@@ -57,6 +73,9 @@ class LocalStorage:
         # A string, not a Path: pathlib's joining costs more than the system call it feeds.
         return self._prefix + check_key(key)
 
+    def _segment_path(self, key: str, name: str) -> str:
+        return f"{self._path(key)}{SEGMENTS}{os.sep}{name}"
+
     async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         """Create an empty file for the upload (see `StorageBackend.create`)."""
         path = self._path(key)
@@ -65,58 +84,93 @@ class LocalStorage:
         except FileExistsError as exc:
             raise BlobExistsError(f"{key} exists") from exc
         except OSError as exc:
-            raise StorageError(f"cannot create {key}: {exc.strerror}") from exc
+            raise _storage_error(f"cannot create {key}", exc) from exc
         if self.fsync:
             await anyio.to_thread.run_sync(_fsync_dir, self.root)
         return StorageRef(backend=self.scheme, key=key)
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
-        """Write `chunks` at `offset`, dropping any unacknowledged tail (see `StorageBackend.append`)."""
-        fd = self._open_at(ref.key, offset)
-        reservation, position = Reservation(fd, offset, None if size is None else offset + size), offset
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
+        """Write `chunks` at `offset` into the upload's last file, or a new segment when a writer
+        still holds that file (see the module docstring and `StorageBackend.append`)."""
+        fd, ref = await self._open_for_append(ref, offset, checkpoints)
+        start = segments_of(ref)[-1][0]
+        reservation = Reservation(fd, offset - start, None if size is None else offset - start + size)
+        writer = _Writer(fd, start, offset, self.fsync, CheckpointClock(checkpoints, offset))
         try:
-            # A body the kernel can move (on uvicorn; see base.py). Not isinstance(): against a
-            # Protocol it costs ~7 µs, 1.5 % of a small upload.
-            if hasattr(chunks, "splice_into"):
-                position += await cast(SplicesInto, chunks).splice_into(fd, position, reservation.before_write)
-            async for chunk in chunks:
-                reservation.before_write(position, len(chunk))
-                _write_all(fd, chunk)
-                position += len(chunk)
-            if self.fsync and position > offset:
-                await anyio.to_thread.run_sync(os.fdatasync, fd)
+            await writer.write(ref, chunks, reservation)
         except OSError as exc:
-            raise StorageError(f"cannot write {ref.key}: {exc.strerror}") from exc
+            raise await writer.failed(ref, exc) from exc
         finally:
-            reservation.release(position)
-            os.close(fd)
-        return position
+            reservation.release(writer.position - start)
+            os.close(fd)  # also lets go of the flock
+        return Appended(writer.position, ref)
 
-    def _open_at(self, key: str, offset: int) -> int:
+    async def _open_for_append(
+        self, ref: StorageRef, offset: int, checkpoints: Checkpoints | None
+    ) -> tuple[int, StorageRef]:
+        """The descriptor to write at `offset` (positioned there, flocked) and the reference that holds it."""
+        start, name = segments_of(ref)[-1]
+        path = self._path(ref.key) if start == 0 else self._segment_path(ref.key, name)
         try:
-            fd = os.open(self._path(key), os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
-            raise BlobNotFoundError(f"no data file for {key}") from exc
-        size = os.fstat(fd).st_size
-        if size < offset:
+            raise BlobNotFoundError(f"no data file for {ref.key}") from exc
+        if not _try_flock(fd):  # a writer (one whose lock lapsed) still has it: leave it its file
             os.close(fd)
-            raise StorageError(f"{key} holds {size} bytes, fewer than the recorded offset {offset}")
-        if size > offset:
-            os.ftruncate(fd, offset)  # bytes past the acknowledged offset were never acknowledged
-        os.lseek(fd, offset, os.SEEK_SET)
-        return fd
+            return await self._new_segment(ref, offset)
+        try:
+            await self._truncate_to(fd, ref, offset - start, offset, checkpoints)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, ref
+
+    async def _truncate_to(
+        self, fd: int, ref: StorageRef, size: int, offset: int, checkpoints: Checkpoints | None
+    ) -> None:
+        """Position `fd` at `size`, dropping bytes past it that were never acknowledged."""
+        stored = os.fstat(fd).st_size
+        if stored < size:
+            held = stored - size + offset
+            raise StorageError(f"{ref.key} holds {held} bytes, fewer than the recorded offset {offset}")
+        if stored > size:
+            if checkpoints is not None:  # fenced: the record is still the one this writer read
+                await checkpoints.record(ref, offset)
+            os.ftruncate(fd, size)  # bytes past the acknowledged offset were never acknowledged
+        os.lseek(fd, size, os.SEEK_SET)
+
+    async def _new_segment(self, ref: StorageRef, offset: int) -> tuple[int, StorageRef]:
+        name = f"{offset}-{secrets.token_hex(8)}"
+        directory = self._path(ref.key) + SEGMENTS
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(f"{directory}{os.sep}{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise _storage_error(f"cannot create a segment of {ref.key}", exc) from exc
+        _try_flock(fd)
+        if self.fsync:
+            await anyio.to_thread.run_sync(_fsync_dir, Path(directory))
+        names = [*ref.extra.get("segments", "").split(), name]
+        return fd, ref.model_copy(update={"extra": {**ref.extra, "segments": " ".join(names)}})
 
     async def stored_length(self, ref: StorageRef) -> int:
-        """The data file's size (see `StorageBackend.stored_length`)."""
+        """The bytes in the upload's files: where its last segment starts, plus that segment's size."""
+        start, name = segments_of(ref)[-1]
         try:
-            return os.stat(self._path(ref.key)).st_size
+            return start + os.stat(self._path(ref.key) if start == 0 else self._segment_path(ref.key, name)).st_size
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"no data file for {ref.key}") from exc
 
     async def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream the file from `start` to `end` in pieces of READ_CHUNK bytes."""
+        """Stream the file from `start` to `end` in pieces of READ_CHUNK bytes (a finished upload's)."""
         try:
             file = await anyio.to_thread.run_sync(_open_for_reading, self._path(ref.key))
         except FileNotFoundError as exc:
@@ -133,39 +187,178 @@ class LocalStorage:
                 yield piece
 
     async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
-        """Rewrite the file as the parts joined, copied by the kernel on a worker thread."""
-        target, sources = self._path(ref.key), [self._path(part.key) for part in parts]
+        """Write the parts joined into a new file, copied by the kernel on a worker thread, then put it
+        in place: a join repeated by another holder never truncates a file that one already finished."""
+        sources: list[tuple[str, int | None]] = [(self._path(part.key), None) for part in parts]
         try:
-            await anyio.to_thread.run_sync(self._join, target, sources)
+            await anyio.to_thread.run_sync(self._join_into_new, ref.key, sources)
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"a part of {ref.key} is gone") from exc
         except OSError as exc:
-            raise StorageError(f"cannot join {ref.key}: {exc.strerror}") from exc
+            raise _storage_error(f"cannot join {ref.key}", exc) from exc
 
-    def _join(self, target: str, sources: list[str]) -> None:
-        with open(target, "wb") as out:  # truncates: a repeated join starts over
-            for source in sources:
-                with open(source, "rb") as part:
-                    _copy_file(part.fileno(), out.fileno())
-            if self.fsync:
-                os.fdatasync(out.fileno())
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
+        """Join the segments, if any, into the upload's file; returns the reference without them."""
+        segments = segments_of(ref)
+        if len(segments) == 1:
+            return ref
+        ends = [start for start, _ in segments[1:]] + [length]
+        sources: list[tuple[str, int | None]] = [
+            (self._segment_path(ref.key, name), end - start) for (start, name), end in zip(segments, ends, strict=True)
+        ]
+        sources[0] = (self._path(ref.key), ends[0])
+        try:
+            await anyio.to_thread.run_sync(self._join_segments, ref.key, sources)
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"a segment of {ref.key} is gone") from exc
+        except OSError as exc:
+            raise _storage_error(f"cannot join the segments of {ref.key}", exc) from exc
+        return StorageRef(backend=self.scheme, key=ref.key)
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
-        """Nothing to do: the file is complete as it stands."""
+    def _join_segments(self, key: str, sources: list[tuple[str, int | None]]) -> None:
+        """Append the later segments to the upload's file, in place when no writer has it open."""
+        fd = os.open(self._path(key), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            if not _try_flock(fd):  # a lapsed writer still has it: build the file anew instead
+                self._join_into_new(key, sources)
+                return
+            first = sources[0][1]
+            assert first is not None
+            if os.fstat(fd).st_size < first:
+                raise StorageError(f"{key} holds fewer bytes than its first segment needs")
+            os.ftruncate(fd, first)
+            os.lseek(fd, first, os.SEEK_SET)
+            self._copy_all(fd, sources[1:])
+        finally:
+            os.close(fd)
+
+    def _join_into_new(self, key: str, sources: list[tuple[str, int | None]]) -> None:
+        """Copy `sources` (paths, and how many bytes of each; None for all) into a new file, then rename it
+        over the upload's file, so no writer of the old file can touch the new one."""
+        directory = self._path(key) + SEGMENTS
+        os.makedirs(directory, exist_ok=True)
+        temporary = f"{directory}{os.sep}joined-{secrets.token_hex(8)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            self._copy_all(fd, sources)
+            os.rename(temporary, self._path(key))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        finally:
+            os.close(fd)
+        if self.fsync:
+            _fsync_dir(self.root)
+
+    def _copy_all(self, target: int, sources: list[tuple[str, int | None]]) -> None:
+        for path, size in sources:
+            with open(path, "rb") as source:
+                _copy_file(source.fileno(), target, size)
+        if self.fsync:
+            os.fdatasync(target)
+
+    async def discard(self, old: StorageRef, new: StorageRef) -> None:
+        """Remove the segments `old` named that `new` does not (once `new` is recorded)."""
+        kept = set(new.extra.get("segments", "").split())
+        for name in old.extra.get("segments", "").split():
+            if name not in kept:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._segment_path(old.key, name))
+        if not kept:
+            with contextlib.suppress(OSError):  # gone, or a lapsed writer's segment is still there
+                os.rmdir(self._path(old.key) + SEGMENTS)
 
     async def delete(self, ref: StorageRef) -> None:
-        """Remove the data file; succeeds if it is already gone."""
+        """Remove the data file and every segment; succeeds if they are already gone."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(ref.key))
+        segments = functools.partial(shutil.rmtree, self._path(ref.key) + SEGMENTS, ignore_errors=True)
+        await anyio.to_thread.run_sync(segments)
 
     async def aclose(self) -> None:
         """No handles stay open between calls."""
 
 
-def _copy_file(source: int, target: int) -> None:
-    """Append all of `source` to `target`: copy_file_range (no copy through user space, reflinks
-    where the file system has them), falling back to sendfile across file systems."""
-    size, offset = os.fstat(source).st_size, 0
+def segments_of(ref: StorageRef) -> list[tuple[int, str]]:
+    """Where each of the upload's files starts, and its name: the upload's own file first (named by
+    its key), then its segments, in order."""
+    names = ref.extra.get("segments", "").split()
+    return [(0, ref.key)] + [(int(name.split("-", 1)[0]), name) for name in names]
+
+
+class _Writer:
+    """One append's writes into one file, which holds the upload's bytes from `start` on, with its checkpoints."""
+
+    def __init__(self, fd: int, start: int, position: int, fsync: bool, clock: CheckpointClock) -> None:
+        self.fd, self.start, self.position, self.fsync, self.clock = fd, start, position, fsync, clock
+
+    async def write(self, ref: StorageRef, chunks: AsyncIterable[bytes], reservation: Reservation) -> None:
+        clock = self.clock
+
+        def before_write(position: int, size: int) -> None:
+            reservation.before_write(position - self.start, size)
+
+        # A body the kernel can move (on uvicorn; see base.py). Not isinstance(): against a
+        # Protocol it costs ~7 µs, 1.5 % of a small upload.
+        if hasattr(chunks, "splice_into"):
+            splice = cast(SplicesInto, chunks).splice_into
+            while moved := await splice(
+                self.fd, self.position, before_write, most=clock.bytes_left(self.position), until=clock.deadline
+            ):
+                self.position += moved
+                await self._checkpoint_if_due(ref)
+        async for chunk in chunks:
+            before_write(self.position, len(chunk))
+            view = memoryview(chunk)
+            while view:
+                written = os.write(self.fd, view)
+                self.position += written
+                view = view[written:]
+            await self._checkpoint_if_due(ref)
+        await self._sync()
+
+    async def _checkpoint_if_due(self, ref: StorageRef) -> None:
+        if self.clock.due(self.position):
+            await self._sync()
+            await self.clock.record(ref, self.position)
+
+    async def _sync(self) -> None:
+        if self.fsync:
+            await anyio.to_thread.run_sync(os.fdatasync, self.fd)
+
+    async def failed(self, ref: StorageRef, exc: OSError) -> StorageError:
+        """The error to raise for a failed write: on a full disk, with what was written before it."""
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return StorageError(f"cannot write {ref.key}: {exc.strerror}")
+        # A splice that failed does not say what it moved; the file's size does (it only grew from here).
+        self.position = max(self.position, self.start + os.fstat(self.fd).st_size)
+        try:
+            await self._sync()
+        except OSError:
+            return StorageFullError(f"no space left for {ref.key}")  # nothing since the last record is durable
+        return StorageFullError(f"no space left for {ref.key}", Appended(self.position, ref))
+
+
+def _storage_error(what: str, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"{what}: {exc.strerror}")
+    return StorageError(f"{what}: {exc.strerror}")
+
+
+def _try_flock(fd: int) -> bool:
+    """Take the exclusive flock on `fd`'s file if no other open file description holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _copy_file(source: int, target: int, size: int | None = None) -> None:
+    """Append the first `size` bytes of `source` (all, for None) to `target`: copy_file_range (no copy through
+    user space, reflinks where the file system has them), falling back to sendfile across file systems."""
+    size, offset = os.fstat(source).st_size if size is None else size, 0
     while offset < size:
         try:
             copied = os.copy_file_range(source, target, size - offset, offset)
@@ -176,12 +369,6 @@ def _copy_file(source: int, target: int) -> None:
         if copied == 0:
             raise OSError(errno.EIO, "the part shrank while it was copied")
         offset += copied
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _open_for_reading(path: str) -> BinaryIO:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import ClassVar
 
 from storage_backends._keys import check_key
-from storage_backends.base import StorageRef
+from storage_backends.base import Appended, Checkpoints, StorageRef
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError
 
 __all__ = ["MemoryStorage"]
@@ -37,16 +37,23 @@ class MemoryStorage:
         return StorageRef(backend=self.scheme, key=key)
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
-        """Append at `offset`, dropping an unacknowledged tail (see `StorageBackend.append`)."""
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
+        """Append at `offset`, dropping an unacknowledged tail (see `StorageBackend.append`). One process
+        only, whose locks cannot lapse: no checkpoints are needed."""
         blob = self._blob(ref.key)
         if len(blob) < offset:
             raise StorageError(f"{ref.key} holds {len(blob)} bytes, fewer than the offset {offset}")
         del blob[offset:]
         async for chunk in chunks:
             blob += chunk
-        return len(blob)
+        return Appended(len(blob), ref)
 
     async def stored_length(self, ref: StorageRef) -> int:
         """The blob's length."""
@@ -61,8 +68,9 @@ class MemoryStorage:
         joined = b"".join([bytes(self._blob(part.key)) for part in parts])
         self._blob(ref.key)[:] = joined
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
         """Nothing to do."""
+        return ref
 
     async def delete(self, ref: StorageRef) -> None:
         """Forget the blob; succeeds if it is already gone."""

@@ -1,10 +1,12 @@
 """S3 storage: tus offsets onto multipart-upload parts, through aiobotocore (`tusserver[s3]`).
 
 Layout (`s3_layout`): each upload is one multipart upload of the object ``<prefix><key>`` with a
-fixed part size P recorded in its `StorageRef`. Full parts are uploaded as they fill; the bytes of
-the part being filled are kept in a tail object per part number, so the recorded offset never
-needs a byte that is not durable in S3. `complete` copies the last tail into the last part inside
-S3 and calls CompleteMultipartUpload; HEAD never reaches S3 (the state store answers it).
+fixed part size P recorded in its `StorageRef`. Full parts are uploaded as they fill, under part
+numbers the append reserved in the record first; the bytes of the part being filled are kept in a
+tail object of the append's own, which the record names, so the recorded offset never needs a byte
+that is not durable in S3, and a writer whose lock lapsed never overwrites one the record needs.
+`complete` copies the recorded tail into the last part inside S3 and calls CompleteMultipartUpload;
+HEAD never reaches S3 (the state store answers it).
 
 Memory: a part is buffered before it is uploaded (S3 needs its length up front). Every buffer is
 reserved from one `ByteBudget` shared by all requests, and each request uploads at most
@@ -17,7 +19,7 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any, ClassVar
 
@@ -27,19 +29,20 @@ from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    ReadTimeoutError,
+    HTTPClientError,
+    IncompleteReadError,
 )
 
+from storage_backends._checkpoint import CheckpointClock
 from storage_backends._keys import check_key
-from storage_backends.base import StorageRef
+from storage_backends.base import Appended, Checkpoints, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.s3_layout import (
     MAX_OBJECT_SIZE,
-    MAX_PARTS,
+    PLANNED_PARTS,
     MiB,
     TailHeader,
     TargetPart,
@@ -59,7 +62,17 @@ _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
 _NOT_FOUND = {"NoSuchUpload", "NoSuchKey", "NotFound", "404"}
 _RETRY_LATER = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
                 "InternalError", "RequestTimeTooSkewed", "503", "500"}  # fmt: skip
-_UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+# No answer, or a broken one: refused or timed-out connections, a connection closed or reset before or
+# during the response (HTTPClientError covers ReadTimeoutError, ConnectionClosedError and a body cut
+# short, ResponseStreamingError), a body shorter than announced, and a call past its deadline.
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, IncompleteReadError, TimeoutError)
+DEFAULT_TIMEOUT = 30.0
+# A call's deadline (`call_deadline`) is the timeout plus the time its bytes take at these rates: a store
+# slower than that is as good as stuck. S3 copies and completes inside the store, faster than a client
+# sends, but may take minutes for the largest parts and uploads (its documentation says so).
+MIN_SEND_RATE = 1 * MiB  # bytes per second of a request body
+MIN_COPY_RATE = 8 * MiB  # bytes per second of UploadPartCopy
+COMPLETE_PER_PART = 0.03  # seconds per part of CompleteMultipartUpload (10,000 parts: 5 minutes)
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,9 @@ class S3Options:
             10,000 times this size.
         buffer_budget: bytes all requests together may buffer in parts.
         part_concurrency: parts one request uploads at once.
+        timeout: seconds the store may take to accept a connection, to answer `Expect: 100-continue`,
+            or between two reads of an answer; each call's whole deadline adds the time its bytes
+            take at a minimum rate (`call_deadline`). A call past it fails as unavailable (503).
     """
 
     bucket: str
@@ -86,6 +102,7 @@ class S3Options:
     deferred_part_size: int = 16 * MiB
     buffer_budget: int = 256 * MiB
     part_concurrency: int = 4
+    timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not _PREFIX.fullmatch(self.prefix) or self.prefix.startswith("/") or ".." in self.prefix:
@@ -95,22 +112,47 @@ class S3Options:
 
     @property
     def max_deferred_length(self) -> int:
-        return min(self.deferred_part_size * MAX_PARTS, MAX_OBJECT_SIZE)
+        return min(self.deferred_part_size * PLANNED_PARTS, MAX_OBJECT_SIZE)
 
 
 @dataclass(frozen=True)
 class Upload:
-    """What a `StorageRef` of this backend says: the object, its multipart upload, its part size."""
+    """What a `StorageRef` of this backend says: the object, its multipart upload, its part size, and
+    where its bytes are: the current tail object (None before the first byte) and the lowest part
+    number no writer has reserved (None in records written before reservations)."""
 
     key: str
     upload_id: str
     part_size: int
     length: int | None
+    tail: str | None = None
+    next_part: int | None = None
 
     @classmethod
     def of(cls, ref: StorageRef) -> Upload:
-        length = ref.extra.get("length")
-        return cls(ref.key, ref.extra["upload_id"], int(ref.extra["part_size"]), int(length) if length else None)
+        extra = ref.extra
+        length, next_part = extra.get("length"), extra.get("next")
+        return cls(
+            ref.key,
+            extra["upload_id"],
+            int(extra["part_size"]),
+            int(length) if length else None,
+            extra.get("tail"),
+            int(next_part) if next_part else None,
+        )
+
+    def ref(self) -> StorageRef:
+        extra = {"upload_id": self.upload_id, "part_size": str(self.part_size)}
+        optional = {"length": self.length, "tail": self.tail, "next": self.next_part}
+        extra.update({name: str(value) for name, value in optional.items() if value is not None})
+        return StorageRef(backend=S3Storage.scheme, key=self.key, extra=extra)
+
+    def tail_key(self, offset: int) -> str:
+        """The tail object that holds the bytes up to `offset` (named by the record; before tails had
+        names of their own, by the number of the part it fills)."""
+        if self.tail is not None:
+            return tail_prefix(self.key) + self.tail
+        return tail_key(self.key, offset // self.part_size + 1)
 
 
 @contextmanager
@@ -129,9 +171,19 @@ def s3_errors(what: str) -> Iterator[None]:
             raise StorageUnavailableError(detail) from exc
         raise StorageError(detail) from exc
     except _UNREACHABLE as exc:
-        raise StorageUnavailableError(f"{what}: {exc}") from exc
+        raise StorageUnavailableError(f"{what}: {exc or type(exc).__name__}") from exc
     except BotoCoreError as exc:
         raise StorageError(f"{what}: {exc}") from exc
+
+
+def call_deadline(timeout: float, operation: str, params: dict[str, Any]) -> float:
+    """Seconds an S3 call may take in all: `timeout`, plus the time its bytes take at the minimum rates."""
+    if operation == "upload_part_copy":
+        first, last = params["CopySourceRange"].removeprefix("bytes=").split("-")
+        return timeout + (int(last) - int(first) + 1) / MIN_COPY_RATE
+    if operation == "complete_multipart_upload":
+        return timeout + len(params["MultipartUpload"]["Parts"]) * COMPLETE_PER_PART
+    return timeout + int(params.get("ContentLength") or 0) / MIN_SEND_RATE
 
 
 @cache
@@ -180,8 +232,12 @@ class S3Storage:
                     response_checksum_validation="when_supported" if secure else "when_required",
                     retries={"max_attempts": 3, "mode": "standard"},
                     max_pool_connections=64,
-                    connect_timeout=10,
-                    read_timeout=60,
+                    # aiohttp's sock_connect and sock_read: a connection, and each read of an answer
+                    # (a download's too). Neither bounds the wait for `100 Continue` (botocore sends
+                    # part uploads with `Expect: 100-continue`), a body the store stops reading or a
+                    # wait for a pooled connection: `_call`'s deadline does.
+                    connect_timeout=min(self.options.timeout, 10.0),
+                    read_timeout=self.options.timeout,
                 )
                 creator = _session().create_client(
                     "s3", endpoint_url=self.options.endpoint, region_name=self.options.region, config=config
@@ -193,9 +249,14 @@ class S3Storage:
         return self.options.prefix + check_key(key)
 
     async def _call(self, what: str, operation: str, **params: Any) -> Any:
+        """One S3 operation, retries included, within its deadline (issue 19: a store that stops
+        answering must not hold a request, and its upload's lock, for ever)."""
         client = await self._s3()
+        deadline = call_deadline(self.options.timeout, operation, params)
         with s3_errors(what):
-            return await getattr(client, operation)(Bucket=self.options.bucket, **params)
+            with anyio.move_on_after(deadline):
+                return await getattr(client, operation)(Bucket=self.options.bucket, **params)
+            raise TimeoutError(f"no answer within {deadline:.3g} s")
 
     # -- the storage contract ---------------------------------------------------------------
 
@@ -206,19 +267,23 @@ class S3Storage:
         part_size = part_size_for(length, preferred=options.part_size, deferred=options.deferred_part_size)
         extra_params = {"ContentType": content_type} if content_type else {}
         answer = await self._call(f"create {key}", "create_multipart_upload", Key=object_key, **extra_params)
-        extra = {"upload_id": answer["UploadId"], "part_size": str(part_size)}
-        if length is not None:
-            extra["length"] = str(length)
-        return StorageRef(backend=self.scheme, key=object_key, extra=extra)
+        return Upload(object_key, answer["UploadId"], part_size, length, next_part=1).ref()
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
-        """Fill parts from `offset` on, upload each full one, keep the rest as the tail object."""
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
+        """Fill parts from `offset` on, upload each full one under a reserved number, keep the rest in a
+        tail object of this append's own (see `s3_layout`)."""
         upload = Upload.of(ref)
-        writer = PartWriter(self, upload, offset)
+        writer = PartWriter(self, upload, offset, CheckpointClock(checkpoints, offset))
         try:
-            return await self._write(writer, chunks)
+            finished, length = await self._write(writer, chunks)
         except StorageError:
             # No tail or no multipart upload any more (stores answer a part of a completed upload with
             # 404, moto with 500): completed before the server could record it (a crash), or an empty
@@ -226,25 +291,23 @@ class S3Storage:
             size = await self._finished_size(upload, offset)
             if size is None:
                 raise
-            return min(size, writer.position + await _count(chunks))
+            return Appended(min(size, writer.position + await _count(chunks)), ref)
         finally:
             writer.release()
+        return Appended(length, finished.ref())
 
-    async def _write(self, writer: PartWriter, chunks: AsyncIterable[bytes]) -> int:
+    async def _write(self, writer: PartWriter, chunks: AsyncIterable[bytes]) -> tuple[Upload, int]:
         try:
-            behind = await writer.load_tail()
+            await writer.load_tail()
             async with anyio.create_task_group() as tasks:
                 writer.tasks = tasks
-                if behind is not None:  # the recorded offset is past it: nothing needs it any more
-                    tasks.start_soon(self._delete_quietly, tail_key(writer.upload.key, behind))
                 async for chunk in chunks:
                     await writer.write(chunk)
                     writer.raise_failure()
-        except BaseExceptionGroup as group:
-            raise writer.failure or group from None
+        except BaseExceptionGroup as group:  # a part upload's failure, or the body's own (a refused record)
+            raise writer.failure or (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
         writer.raise_failure()
-        await writer.write_tail()
-        return writer.position
+        return await writer.finish()
 
     async def _delete_quietly(self, key: str) -> None:
         try:
@@ -284,14 +347,15 @@ class S3Storage:
             body.close()
         return data
 
-    async def read_tail(self, upload: Upload, part_number: int) -> tuple[TailHeader, int, memoryview]:
-        """The header of the tail object of `part_number`, where its bytes start, and those bytes.
+    async def read_tail(self, upload: Upload, offset: int) -> tuple[TailHeader, int, memoryview]:
+        """The header of the tail object that holds the bytes up to `offset`, where its bytes start,
+        and those bytes.
 
         Raises:
             BlobNotFoundError: there is no such tail object.
             StorageError: the object is not a tail.
         """
-        source = tail_key(upload.key, part_number)
+        source = upload.tail_key(offset)
         data = await self.get(source)
         try:
             header, size = TailHeader.decode(data)
@@ -300,17 +364,16 @@ class S3Storage:
         return header, size, memoryview(data)[size:]
 
     async def stored_length(self, ref: StorageRef) -> int:
-        """The finished object's size, or the bytes in full parts plus those of the latest tail."""
+        """The finished object's size, or the bytes in full parts plus those of the recorded tail."""
         upload = Upload.of(ref)
-        numbers = [int(tail.rsplit("-", 1)[1]) for tail in await self._tail_keys(ref.key)]
-        if not numbers:
+        if upload.tail is None:
             try:
                 return await self._object_size(ref.key)
             except BlobNotFoundError:
                 await self._call(f"list parts of {ref.key}", "list_parts", Key=ref.key, UploadId=upload.upload_id)
                 return 0  # a new upload: nothing stored yet
-        header, _, tail = await self.read_tail(upload, max(numbers))
-        return len(header.etags) * upload.part_size + len(tail)
+        header, _, tail = await self.read_tail(upload, 0)
+        return len(header.parts) * upload.part_size + len(tail)
 
     async def _has_object(self, key: str, size: int) -> bool:
         try:
@@ -334,30 +397,32 @@ class S3Storage:
         size: int = answer["ContentLength"]
         return size
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
-        """Copy the last tail into the last part (inside S3) and complete the multipart upload.
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
+        """Copy the recorded tail into the last part (inside S3) and complete the multipart upload.
 
         Repeating it after a crash is harmless: a finished object of the right size is left as it is.
         """
         upload = Upload.of(ref)
+        finished = replace(upload, tail=None, next_part=None).ref()
         if length == 0:  # S3 cannot complete a multipart upload without parts
             await self.put(upload.key, b"")
             await self._abort(upload)
-            return
-        last = length // upload.part_size + 1
+            return finished
         try:
-            header, start, tail = await self.read_tail(upload, last)
-            rest = length - len(header.etags) * upload.part_size
-            if len(header.etags) != last - 1 or len(tail) < rest:
+            header, start, tail = await self.read_tail(upload, length)
+            rest = length - len(header.parts) * upload.part_size
+            if not 0 <= rest <= len(tail):
                 raise StorageError(f"the last tail of {upload.key} holds fewer bytes than {length}")
-            parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(header.etags, start=1)]
+            parts = [{"PartNumber": number, "ETag": etag} for number, etag in header.parts]
             if rest:
-                etag = await self._copy_part(upload, last, tail_key(upload.key, last), start, start + rest)
-                parts.append({"PartNumber": last, "ETag": etag})
+                number = upload.next_part or len(header.parts) + 1  # above every reserved number
+                etag = await self._copy_part(upload, number, upload.tail_key(length), start, start + rest)
+                parts.append({"PartNumber": number, "ETag": etag})
             await self._finish(upload, parts)
         except BlobNotFoundError:  # completed before (a crash before the record): the object is there
             if await self._object_size(upload.key) != length:
                 raise
+        return finished
 
     async def _copy_part(self, upload: Upload, number: int, source: str, start: int, end: int) -> str:
         answer = await self._call(
@@ -435,6 +500,12 @@ class S3Storage:
             return await self.upload_part(upload, target.number, b"".join(pieces))
         finally:
             self.budget.release(reserved)
+
+    async def discard(self, old: StorageRef, new: StorageRef) -> None:
+        """Delete the tail object `old` named, once the record names another (or none)."""
+        previous = Upload.of(old).tail
+        if previous is not None and previous != Upload.of(new).tail:
+            await self._delete_quietly(tail_prefix(old.key) + previous)
 
     async def delete(self, ref: StorageRef) -> None:
         """Abort the multipart upload and remove the object and every tail object; idempotent."""

@@ -1,16 +1,18 @@
 """Pure arithmetic of the S3 backend: how tus offsets map onto multipart-upload parts.
 
-An upload has one fixed part size P (`part_size_for`). Byte `n` lives in part `n // P + 1`; a
-part is uploaded only once it is full, and the bytes of the part being filled (the *tail*) live
-in a small object of their own named after that part's number (`tail_key`). Because each tail
-object belongs to one part, a request that crosses a part boundary writes a new tail object
-instead of overwriting the one the recorded offset still needs: the acknowledged bytes are
-always in S3, whatever step a crash interrupts (PEERS.md: tusd's non-atomic `.part` handoff).
+An upload has one fixed part size P (`part_size_for`). Byte `n` lives in the `n // P + 1`-th part; a
+part is uploaded only once it is full, and the bytes of the part being filled (the *tail*) live in a
+small object of their own (`tail_key`), which starts with a header (`TailHeader`) listing the number
+and ETag of every full part so far: the ETags come from the upload requests themselves, never from
+ListParts, which cannot tell two uploads of one part number apart (SeaweedFS lists both, in random
+order; SERVICES.md §2). The upload's record names its current tail; completion reads it.
 
-Every request that stores bytes ends by writing its tail object, which starts with a header
-(`TailHeader`) listing the ETag of every full part so far: the ETags come from the upload
-requests themselves, never from ListParts, which cannot tell two uploads of one part number
-apart (SeaweedFS lists both, in random order; SERVICES.md §2). Completion reads the last tail.
+Nothing a writer stores is shared with another writer: every append writes tails under names of
+its own, and uploads parts only under numbers it reserved in the record beforehand (a fenced save).
+Part numbers need not be consecutive, only rising (CompleteMultipartUpload), so a writer whose lock
+lapsed (a paused process) can go on uploading parts and tails when it wakes without touching a
+byte that another holder's record names; its reserved numbers are simply never used again. The part
+size leaves room for that: uploads are planned for `PLANNED_PARTS`, under S3's 10,000.
 
 Concatenation (`plan_concat`) maps byte ranges of finished objects onto the new upload's parts:
 a range of at least 5 MiB (or the last one) is copied inside S3 (UploadPartCopy); shorter
@@ -27,6 +29,7 @@ __all__ = [
     "MAX_PARTS",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
+    "PLANNED_PARTS",
     "MiB",
     "Segment",
     "TailHeader",
@@ -41,14 +44,15 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3: every part but the last
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
+PLANNED_PARTS = 9_000  # the rest are for the reservations of writers that never finished (a crash, a pause)
 MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB  # 5 TiB
 
 
 def part_size_for(length: int | None, *, preferred: int, deferred: int) -> int:
-    """The part size of a new upload: `preferred`, or larger so that `length` fits 10,000 parts.
+    """The part size of a new upload: `preferred`, or larger so that `length` fits `PLANNED_PARTS` parts.
 
     Rounded up to whole MiB; a deferred-length upload (None) gets `deferred`, which caps its
-    length at `deferred * MAX_PARTS`.
+    length at `deferred * PLANNED_PARTS`.
 
     Raises:
         ValueError: `length` exceeds the 5 TiB object limit.
@@ -57,7 +61,7 @@ def part_size_for(length: int | None, *, preferred: int, deferred: int) -> int:
         return deferred
     if length > MAX_OBJECT_SIZE:
         raise ValueError(f"an S3 object holds at most {MAX_OBJECT_SIZE} bytes")
-    needed = -(-length // MAX_PARTS)
+    needed = -(-length // PLANNED_PARTS)
     size = max(preferred, MIN_PART_SIZE, -(-needed // MiB) * MiB)
     return min(size, MAX_PART_SIZE)
 
@@ -67,24 +71,23 @@ def tail_prefix(key: str) -> str:
     return f"{key}.tail-"
 
 
-def tail_key(key: str, part_number: int) -> str:
-    """The object holding the first bytes of part `part_number` while that part is not full."""
-    return f"{tail_prefix(key)}{part_number:05d}"
+def tail_key(key: str, part_number: int, token: str = "") -> str:
+    """The object holding the first bytes of the `part_number`-th part while it is not full, written by
+    the writer `token` (tails written before tokens existed have none)."""
+    return f"{tail_prefix(key)}{part_number:05d}" + (f"-{token}" if token else "")
 
 
-_TAIL_MAGIC = b"tus-s3-tail/1 "
+_TAIL_MAGIC = b"tus-s3-tail/"
 
 
 @dataclass(frozen=True, slots=True)
 class TailHeader:
-    """The start of a tail object: the ETags of parts 1..n, and the part its writer started in
-    (whose own tail the next request may delete once it is behind the recorded offset)."""
+    """The start of a tail object: the number and ETag of each full part before it, in byte order."""
 
-    started_in: int
-    etags: tuple[str, ...]
+    parts: tuple[tuple[int, str], ...]
 
     def encode(self) -> bytes:
-        return _TAIL_MAGIC + json.dumps({"from": self.started_in, "etags": self.etags}).encode() + b"\n"
+        return _TAIL_MAGIC + b"2 " + json.dumps({"parts": self.parts}).encode() + b"\n"
 
     @classmethod
     def decode(cls, data: bytes) -> tuple[TailHeader, int]:
@@ -96,8 +99,14 @@ class TailHeader:
         end = data.find(b"\n")
         if not data.startswith(_TAIL_MAGIC) or end < 0:
             raise ValueError("not a tail object")
-        fields = json.loads(data[len(_TAIL_MAGIC) : end])
-        return cls(int(fields["from"]), tuple(str(etag) for etag in fields["etags"])), end + 1
+        version, _, fields = data[len(_TAIL_MAGIC) : end].partition(b" ")
+        try:
+            decoded = json.loads(fields)
+            if version == b"1":  # parts numbered 1, 2, ... in order
+                return cls(tuple(enumerate((str(etag) for etag in decoded["etags"]), start=1))), end + 1
+            return cls(tuple((int(number), str(etag)) for number, etag in decoded["parts"])), end + 1
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("not a tail object") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,23 @@ parts from a request body (see `storage_backends.s3` for the layout)."""
 from __future__ import annotations
 
 import io
+import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
 
+from storage_backends._checkpoint import CheckpointClock
 from storage_backends.errors import StorageError
-from storage_backends.s3_layout import TailHeader, tail_key
+from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, tail_key, tail_prefix
 
 if TYPE_CHECKING:
     from storage_backends.s3 import S3Storage, Upload
 
 __all__ = ["BufferReader", "PartWriter"]
+
+DEFAULT_WINDOW_BYTES = 64 * MiB  # part numbers reserved at once without progress checkpoints
 
 
 class BufferReader(io.RawIOBase):
@@ -61,13 +66,16 @@ class BufferReader(io.RawIOBase):
 
 
 class PartWriter:
-    """One append: fills part buffers from the body, uploads each full one, then writes the tail."""
+    """One append: fills part buffers from the body, uploads each full one under a part number it
+    reserved, and records progress through tails of its own (see `storage_backends.s3_layout`)."""
 
-    def __init__(self, storage: S3Storage, upload: Upload, offset: int) -> None:
-        self.storage, self.upload, self.position = storage, upload, offset
-        self.started_in = self.part_number = offset // upload.part_size + 1
-        self.part_start = (self.part_number - 1) * upload.part_size
-        self.etags: list[str] = []
+    def __init__(self, storage: S3Storage, upload: Upload, offset: int, clock: CheckpointClock) -> None:
+        self.storage, self.upload, self.position, self.clock = storage, upload, offset, clock
+        self.part_start = offset - offset % upload.part_size
+        self.parts: list[tuple[int, str]] = []  # (number, ETag) of the full parts, "" while uploading
+        self.next_part = self.reserved_until = upload.next_part or 1
+        self.recorded = (upload, offset)  # what the record holds: the tail that has every byte to here
+        self.token = secrets.token_hex(6)
         self.buffer = bytearray()
         self.reserved = 0
         self.tasks: TaskGroup | None = None
@@ -75,22 +83,22 @@ class PartWriter:
         self.failure: StorageError | None = None
         self.new_bytes = False
 
-    async def load_tail(self) -> int | None:
-        """Start from the recorded bytes of the part being filled (dropping any unacknowledged rest)
-        and the ETags of the parts before it; returns a tail that is no longer needed, if any."""
-        await self._reserve()
+    async def load_tail(self) -> None:
+        """Start from the recorded bytes of the part being filled (leaving out any unacknowledged rest)
+        and the numbers and ETags of the parts before it."""
+        await self._reserve_buffer()
         if self.position == 0:
-            return None
-        source = tail_key(self.upload.key, self.part_number)
-        header, _, tail = await self.storage.read_tail(self.upload, self.part_number)
-        kept = self.position - self.part_start
-        if len(header.etags) != self.part_number - 1 or len(tail) < kept:
-            raise StorageError(f"{source} holds fewer bytes than the recorded offset")
-        self.etags = list(header.etags)
+            return
+        header, _, tail = await self.storage.read_tail(self.upload, self.position)
+        kept = self.position - len(header.parts) * self.upload.part_size
+        if not 0 <= kept <= len(tail):
+            raise StorageError(f"the tail of {self.upload.key} holds fewer bytes than the recorded offset")
+        self.parts = list(header.parts)
         self.buffer += tail[:kept]
-        return header.started_in if header.started_in < self.part_number else None
+        if self.upload.next_part is None:  # a record from before reservations: parts numbered 1, 2, ...
+            self.next_part = self.reserved_until = len(self.parts) + 1
 
-    async def _reserve(self) -> None:
+    async def _reserve_buffer(self) -> None:
         size = self.upload.part_size
         if self.upload.length is not None:
             size = min(size, self.upload.length - self.part_start)
@@ -106,21 +114,44 @@ class PartWriter:
             view = view[take:]
             if len(self.buffer) == self.upload.part_size:
                 await self._send_full_part()
+                if self.clock.due(self.position):  # at a part boundary the tail to write is empty
+                    await self.checkpoint()
+        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline:
+            await self.checkpoint()
 
     async def _send_full_part(self) -> None:
+        if self.next_part >= self.reserved_until:
+            await self._reserve_numbers()
         await self.slots.acquire()
-        data, reserved, number = self.buffer, self.reserved, self.part_number
+        data, reserved, number = self.buffer, self.reserved, self.next_part
         self.buffer, self.reserved = bytearray(), 0
-        self.etags.append("")  # filled in when the upload answers
-        self.part_number += 1
+        self.parts.append((number, ""))  # the ETag is filled in when the upload answers
+        self.next_part += 1
         self.part_start += self.upload.part_size
         assert self.tasks is not None
-        self.tasks.start_soon(self._upload, number, data, reserved)
-        await self._reserve()
+        self.tasks.start_soon(self._upload, len(self.parts) - 1, number, data, reserved)
+        await self._reserve_buffer()
 
-    async def _upload(self, number: int, data: bytearray, reserved: int) -> None:
+    async def _reserve_numbers(self) -> None:
+        """Record that part numbers from `next_part` on are this writer's, before it uploads any of them."""
+        until = min(self.next_part + self._window(), MAX_PARTS + 1)
+        if self.next_part > MAX_PARTS:
+            raise StorageError(f"{self.upload.key} has used all {MAX_PARTS} part numbers")
+        if self.clock.checkpoints is not None:
+            upload, position = self.recorded
+            upload = replace(upload, next_part=until)
+            await self.clock.checkpoints.record(upload.ref(), position)
+            self.recorded = (upload, position)
+        self.reserved_until = until
+
+    def _window(self) -> int:
+        """How many numbers one reservation takes: about one checkpoint's worth of parts."""
+        every = self.clock.checkpoints.every if self.clock.checkpoints is not None else None
+        return max(1, min(64, (every or DEFAULT_WINDOW_BYTES) // self.upload.part_size))
+
+    async def _upload(self, index: int, number: int, data: bytearray, reserved: int) -> None:
         try:
-            self.etags[number - 1] = await self.storage.upload_part(self.upload, number, data)
+            self.parts[index] = (number, await self.storage.upload_part(self.upload, number, data))
         except StorageError as exc:
             self.failure = self.failure or exc
             assert self.tasks is not None
@@ -134,12 +165,34 @@ class PartWriter:
         if self.failure is not None:
             raise self.failure
 
-    async def write_tail(self) -> None:
-        """Record the ETags of all full parts and the bytes of the part still being filled, under
-        that part's own tail object; called once every part upload has answered."""
-        if self.new_bytes:
-            header = TailHeader(self.started_in, tuple(self.etags)).encode()
-            await self.storage.put(tail_key(self.upload.key, self.part_number), header + self.buffer)
+    async def _drain(self) -> None:
+        """Wait until every part upload started so far has answered."""
+        count = self.storage.options.part_concurrency
+        for _ in range(count):
+            await self.slots.acquire()
+        for _ in range(count):
+            self.slots.release()
+        self.raise_failure()
+
+    async def checkpoint(self) -> None:
+        """Record the bytes so far: the parts uploaded, and the rest in a new tail of this writer's."""
+        await self._drain()
+        upload = await self._write_tail(self.reserved_until)  # this writer may still use its reserved numbers
+        await self.clock.record(upload.ref(), self.position)
+        self.recorded = (upload, self.position)
+        self.new_bytes = False
+
+    async def finish(self) -> tuple[Upload, int]:
+        """Once every part upload has answered: the upload (with this writer's last tail) and its length."""
+        if not self.new_bytes:
+            return self.recorded
+        return await self._write_tail(self.next_part), self.position  # done: numbers it did not use are free
+
+    async def _write_tail(self, next_part: int) -> Upload:
+        number = len(self.parts) + 1
+        name = tail_key(self.upload.key, number, f"{self.token}{self.position:x}")
+        await self.storage.put(name, TailHeader(tuple(self.parts)).encode() + self.buffer)
+        return replace(self.upload, tail=name.removeprefix(tail_prefix(self.upload.key)), next_part=next_part)
 
     def release(self) -> None:
         self.storage.budget.release(self.reserved)

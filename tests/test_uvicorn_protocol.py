@@ -3,7 +3,10 @@
 Body pieces: every test checks what the app receives: exact `bytes`, the pieces in order, nothing
 lost or doubled, whichever way they arrive. Heads: one past MAX_HEAD gets a 431 and the connection
 closes before any app runs; bodies and earlier requests on the connection do not count. A head that
-takes longer than the head timeout gets a 408, a connection that sends nothing is closed.
+takes longer than the head timeout gets a 408, a connection that sends nothing is closed; a request
+that does not parse gets the error table's 400. Closing: a client that half-closes after its request
+is answered; a connection closed while its client may still be sending closes lingering (a FIN
+after the response). The connection limit: idle connections are closed to make room, oldest first.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 import uvicorn
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from tusserver._uvicorn import HEAD_TIMEOUT, MAX_HEAD, PieceProtocol
 from tusserver.servers import _uvicorn_protocol
+from tusserver.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +33,8 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = b""
         self.closed = False
-        self.closing = anyio.Event()
+        self.eof = False  # write_eof was called: the server closes lingering
+        self.closing = anyio.Event()  # set by close or write_eof: the server is done with the connection
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 1080)}.get(name, default)
@@ -42,6 +47,13 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+        self.closing.set()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
         self.closing.set()
 
     def pause_reading(self) -> None:
@@ -71,12 +83,21 @@ class RecordingApp:
         self.done.set()
 
 
-def connect(app: RecordingApp) -> tuple[PieceProtocol, FakeTransport]:
-    config = uvicorn.Config(app=app, lifespan="off", http=PieceProtocol, log_level="warning")
-    protocol = PieceProtocol(config=config, server_state=ServerState(), app_state={})
+def connect(
+    app: ASGIApp, *, server_state: ServerState | None = None, limit: int | None = None
+) -> tuple[PieceProtocol, FakeTransport]:
+    config = uvicorn.Config(app=app, lifespan="off", http=PieceProtocol, log_level="warning", limit_concurrency=limit)
+    protocol = PieceProtocol(config=config, server_state=server_state or ServerState(), app_state={})
     transport = FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
+
+
+def half_close(protocol: PieceProtocol, transport: FakeTransport) -> None:
+    """The client shuts its side: as asyncio does, the transport closes unless eof_received returns true."""
+    if not protocol.eof_received():
+        transport.close()
+        protocol.connection_lost(None)
 
 
 def bodies(app: RecordingApp) -> list[tuple[bytes, bool]]:
@@ -134,8 +155,11 @@ async def test_two_requests_on_one_connection_keep_their_bodies_apart() -> None:
     assert bodies(second) == [(b"two", False)]
 
 
-def test_the_cli_runs_uvicorn_with_piece_protocol() -> None:
-    assert _uvicorn_protocol() is PieceProtocol
+def test_the_cli_runs_uvicorn_with_piece_protocol_and_its_header_timeout() -> None:
+    protocol = _uvicorn_protocol(Settings(header_timeout=3))
+    assert isinstance(protocol, type)
+    assert issubclass(protocol, PieceProtocol)
+    assert protocol.head_timeout == 3
 
 
 def assert_rejected(app: RecordingApp, transport: FakeTransport) -> None:
@@ -143,7 +167,7 @@ def assert_rejected(app: RecordingApp, transport: FakeTransport) -> None:
     assert b"\r\nConnection: close\r\n" in transport.written
     assert b"\r\nTus-Resumable: 1.0.0\r\n" in transport.written
     assert transport.written.endswith(b"\r\n\r\nERR_HEADERS_TOO_LARGE: the request line and headers exceed 64 KiB\n")
-    assert transport.closed
+    assert transport.eof  # closed lingering: the client may still be sending its head
     assert app.messages == []  # no app ran
 
 
@@ -233,7 +257,7 @@ async def test_a_connection_that_sends_nothing_is_closed(short_head_timeout: flo
 
 
 async def test_the_head_timer_runs_only_while_a_head_is_awaited() -> None:
-    assert HEAD_TIMEOUT == 60  # nginx's client_header_timeout
+    assert HEAD_TIMEOUT == 10  # shorter than nginx's 60 s (Settings.header_timeout says why)
     app = RecordingApp()
     protocol, _ = connect(app)
     assert protocol._head_timer is not None  # from the connection's opening
@@ -245,3 +269,98 @@ async def test_the_head_timer_runs_only_while_a_head_is_awaited() -> None:
     protocol.app = RecordingApp()
     protocol.data_received(b"PATCH /files/x HTTP/1.1\r\n")
     assert protocol._head_timer is not None  # the next head has begun
+
+
+async def test_a_request_that_does_not_parse_gets_the_tables_400() -> None:
+    app = RecordingApp()
+    protocol, transport = connect(app)
+    protocol.data_received(b"PATCH /files/x HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\nTus-Resumable: 1.0.0\r\n" in transport.written
+    assert transport.written.endswith(b"\r\n\r\nERR_MALFORMED_REQUEST: the request is not valid HTTP/1.1\n")
+    assert transport.eof  # lingering: what the client still sends is read and dropped
+    protocol.data_received(b"more of whatever it was")
+    assert app.messages == []
+
+
+class AnswerWhenTold:
+    """Answers 204 without reading the body, once `go` is set (413 stands for any early answer)."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.status = status
+        self.go = anyio.Event()
+        self.done = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.go.wait()
+        await send({"type": "http.response.start", "status": self.status, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        self.done.set()
+
+
+async def test_a_request_sent_before_a_half_close_is_answered_then_the_connection_closes() -> None:
+    app = AnswerWhenTold()
+    protocol, transport = connect(app)
+    protocol.data_received(b"GET /files/x HTTP/1.1\r\nHost: h\r\n\r\n")
+    half_close(protocol, transport)  # shutdown(SHUT_WR) right after the request, before any answer
+    assert not transport.closed
+    app.go.set()
+    await app.done.wait()
+    assert transport.written.startswith(b"HTTP/1.1 204 ")
+    assert b"\r\nconnection: close\r\n" in transport.written
+    assert transport.closed
+    # A body that will never be whole, and a connection between requests, close as before.
+    unfinished_app = RecordingApp()
+    unfinished, unfinished_transport = connect(unfinished_app)
+    unfinished.data_received(head(10) + b"abc")
+    half_close(unfinished, unfinished_transport)
+    await unfinished_app.done.wait()
+    assert unfinished_app.messages[-1] == {"type": "http.disconnect"}
+
+
+async def test_an_early_answer_to_a_closing_client_closes_lingering() -> None:
+    app = AnswerWhenTold(413)
+    app.go.set()
+    protocol, transport = connect(app)
+    protocol.data_received(head(1 << 20).replace(b"Host: h", b"Host: h\r\nConnection: close") + b"a" * 1000)
+    await app.done.wait()
+    assert transport.written.startswith(b"HTTP/1.1 413 ")
+    assert transport.eof  # a FIN after the response, not a reset for the body still on its way
+    assert not transport.closed
+    protocol.data_received(b"a" * 4096)  # read and dropped
+    half_close(protocol, transport)  # the client is done: now the connection closes
+    assert transport.closed
+
+
+async def test_at_the_limit_the_connections_idle_longest_are_closed_first() -> None:
+    state, limit = ServerState(), 4  # uvicorn's limit: 3 connections served, the 4th answered 503
+    busy_app = AnswerWhenTold()
+    busy, busy_transport = connect(busy_app, server_state=state, limit=limit)
+    silent, silent_transport = connect(RecordingApp(), server_state=state, limit=limit)
+    partial, partial_transport = connect(RecordingApp(), server_state=state, limit=limit)
+    busy.data_received(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")  # inside a request: never reclaimed
+    partial.data_received(b"G")  # one byte of a head
+    connect(RecordingApp(), server_state=state, limit=limit)  # over the limit: the oldest idle one goes
+    assert silent_transport.closed and silent_transport.written == b""
+    assert not partial_transport.closed
+    newest_app = RecordingApp()
+    newest, newest_transport = connect(newest_app, server_state=state, limit=limit)
+    assert partial_transport.closed
+    assert partial_transport.written.startswith(b"HTTP/1.1 503 ")
+    assert b"ERR_SERVICE_UNAVAILABLE" in partial_transport.written
+    newest.data_received(head(1) + b"x")
+    await newest_app.done.wait()
+    assert newest_transport.written.startswith(b"HTTP/1.1 204 ")
+    assert not busy_transport.closed
+
+
+async def test_a_connection_kept_alive_after_its_response_is_idle_from_then_on() -> None:
+    state, limit = ServerState(), 3
+    first_app = RecordingApp()
+    first, first_transport = connect(first_app, server_state=state, limit=limit)
+    _, second_transport = connect(RecordingApp(), server_state=state, limit=limit)
+    first.data_received(head(1) + b"x")
+    await first_app.done.wait()  # the first is idle again, but since after the second
+    connect(RecordingApp(), server_state=state, limit=limit)
+    assert second_transport.closed
+    assert not first_transport.closed

@@ -133,6 +133,7 @@ def default_storage(settings: Settings) -> StorageBackend:
         deferred_part_size=settings.s3_deferred_part_size,
         buffer_budget=settings.buffer_budget,
         part_concurrency=settings.s3_part_concurrency,
+        timeout=settings.storage_timeout,
     )
     return S3Storage(options)
 
@@ -140,17 +141,26 @@ def default_storage(settings: Settings) -> StorageBackend:
 def _redis_parts(
     settings: Settings, state: UploadStateStore | None, locker: Locker | None
 ) -> tuple[UploadStateStore, Locker]:
-    """The Redis state store and locker, sharing one client; imported only when configured."""
+    """The Redis state store and locker, sharing one client (a plain URL, or a Sentinel one:
+    `tusserver.redis_url`); imported only when configured."""
     try:
         # Imported here: redis is an optional dependency (`tusserver[redis]`).
-        from redis.asyncio import Redis  # noqa: PLC0415
+        from redis.asyncio.retry import Retry  # noqa: PLC0415
+        from redis.backoff import ExponentialWithJitterBackoff  # noqa: PLC0415
 
+        from tusserver.redis_client import redis_client  # noqa: PLC0415
         from tusserver.redis_locking import RedisLocker  # noqa: PLC0415
         from tusserver.state.redis import RedisStateStore  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None
     assert settings.redis_url is not None
-    client = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+    # Each command may wait socket_timeout for an answer, and is tried 3 times (redis-py's default is 11),
+    # so an unanswering Redis ends a request with 503 within ~16 s instead of a minute; the retries
+    # (after 50-500 ms) ride out a dropped connection, and a Sentinel failover's switch of master.
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
+    client = redis_client(
+        settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2, retry=retry
+    )
     prefix = settings.redis_prefix
     return (
         state or RedisStateStore(client, prefix=prefix),

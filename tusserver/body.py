@@ -49,15 +49,26 @@ class BodyReader:
         limit: the most bytes to accept; a longer body ends with `BodyEnd.LIMIT_EXCEEDED`.
         read_timeout: seconds to wait for each next piece before ending with `BodyEnd.TIMEOUT`.
         splice: the request's `tusserver.splice` extension, if any (`splice_of`).
+        min_rate: bytes per second the body must average, 0 for no bound (`Settings.min_body_rate`):
+            waiting uses up an allowance of `read_timeout` seconds, each `min_rate` bytes received give
+            a second back, up to `read_timeout`; a wait longer than what is left ends with `BodyEnd.TIMEOUT`.
     """
 
     def __init__(
-        self, receive: Receive, *, limit: int | None, read_timeout: float, splice: Splice | None = None
+        self,
+        receive: Receive,
+        *,
+        limit: int | None,
+        read_timeout: float,
+        splice: Splice | None = None,
+        min_rate: int = 0,
     ) -> None:
         self._receive = receive
         self._splice = splice
         self._limit = limit
         self._read_timeout = read_timeout
+        self._min_rate = min_rate
+        self._allowance = read_timeout  # seconds the next wait may take (stays read_timeout without min_rate)
         self._waiting: anyio.CancelScope | None = None
         self.received = 0
         self.end: BodyEnd | None = None
@@ -79,12 +90,22 @@ class BodyReader:
                 return chunk
         raise StopAsyncIteration
 
-    async def splice_into(self, fd: int, position: int, before_write: Callable[[int, int], None]) -> int:
-        """Have the server move the body into `fd` (at `position`, its file position) until it ends.
+    async def splice_into(
+        self,
+        fd: int,
+        position: int,
+        before_write: Callable[[int, int], None],
+        *,
+        most: int | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Have the server move the body into `fd` (at `position`, its file position) until it ends,
+        `most` bytes have moved, or the clock (anyio.current_time) passes `until`.
 
-        Returns the bytes moved: 0, with nothing done, without the extension. `before_write(position,
-        size)` is called before each step of at most `size` bytes. Iterating afterwards yields
-        what is left: nothing once `end` is set, which it is unless the extension is missing.
+        Returns the bytes moved: 0, with nothing done, without the extension or once the body has
+        ended. `before_write(position, size)` is called before each step of at most `size` bytes.
+        Iterating afterwards yields what is left: nothing once `end` is set, which it is unless the
+        extension is missing or `most` or `until` stopped it (then call again).
 
         Raises:
             OSError: writing into `fd` failed.
@@ -101,15 +122,21 @@ class BodyReader:
                 if step <= 0:
                     self.end = BodyEnd.LIMIT_EXCEEDED
                     break
+                if most is not None:
+                    step = min(step, most - moved)
                 before_write(position + moved, step)
-                scope.deadline = anyio.current_time() + self._read_timeout
+                started = anyio.current_time()
+                scope.deadline = started + self._allowance
                 count, more = await self._splice(fd, step)
+                self._waited_for(started, count)
                 moved += count
                 self.received += count
                 if not more:
                     self.end = BodyEnd.COMPLETE
                 elif count == 0:
                     self.end = BodyEnd.DISCONNECTED
+                elif (most is not None and moved >= most) or (until is not None and anyio.current_time() >= until):
+                    break
         self._waited(scope)
         return moved
 
@@ -120,12 +147,20 @@ class BodyReader:
             self.end = self.end or BodyEnd.TIMEOUT
         return scope.cancelled_caught
 
+    def _waited_for(self, started: float, count: int) -> None:
+        """Charge a wait begun at `started` that brought `count` bytes to the allowance (`min_rate`)."""
+        if self._min_rate:
+            used = anyio.current_time() - started
+            self._allowance = min(self._read_timeout, self._allowance - used + count / self._min_rate)
+
     async def _next_piece(self) -> bytes:
-        with anyio.move_on_after(self._read_timeout) as scope:
+        started = anyio.current_time()
+        with anyio.move_on_after(self._allowance) as scope:
             self._waiting = scope
             message = await self._receive()
         if self._waited(scope) or self.end is not None:  # a piece that came as `stop` did is not stored
             return b""
+        self._waited_for(started, len(message.get("body", b"")))
         if message["type"] == "http.disconnect":
             self.end = BodyEnd.DISCONNECTED
             return b""

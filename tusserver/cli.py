@@ -91,12 +91,17 @@ OPTIONS = (
     Option("trusted_proxies", "comma-separated IPs/CIDRs whose Forwarded/X-Forwarded-* headers count; *", _csv),
     Option("lock_timeout", "seconds to wait for a busy upload before 423 Locked", float),
     Option("read_timeout", "seconds a request body may stall before the server stops reading", float),
+    Option("min_body_rate", "bytes/s a request body must average, e.g. 1K; 0 for no bound", parse_size),
+    Option("header_timeout", "seconds a connection may take to send its request line and headers", float),
+    Option("checkpoint_size", "a long PATCH records its progress after this many bytes, e.g. 64M", parse_size),
+    Option("checkpoint_interval", "... or after this many seconds, whichever comes first", parse_duration),
     Option("fsync", "sync data and state before acknowledging (survives power loss): true/false", _flag),
     Option("require_tus_resumable_on_head", "answer HEAD without Tus-Resumable with 412: true/false", _flag),
     Option("log_level", "debug, info, warning or error", str.lower),
     Option("server", "ASGI server: uvicorn, or granian (pip install 'tusserver[granian]')", str.lower),
     Option("limit_concurrency", "most connections served at once (uvicorn answers more with 503, granian waits)", int),
     Option("downloads", "serve GET downloads of finished uploads: true/false", _flag),
+    Option("max_concat_parts", "most partial uploads one final upload may list (1-1000)", int),
     Option(
         "expiration", "unfinished uploads expire this long after their last PATCH, e.g. 7d, 12h; off", parse_duration
     ),
@@ -116,6 +121,7 @@ OPTIONS = (
     Option("s3_deferred_part_size", "part size of deferred-length uploads, capping them at 10,000 parts", parse_size),
     Option("s3_part_concurrency", "S3 parts one request uploads at once", int),
     Option("buffer_budget", "memory all requests together may use for buffered parts, e.g. 256M", parse_size),
+    Option("storage_timeout", "seconds the object store may stay silent before a request gets 503", float),
 )
 
 

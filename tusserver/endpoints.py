@@ -6,9 +6,9 @@ table's response, so no request ever ends in a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 import anyio
 from starlette.requests import Request
@@ -17,19 +17,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver import downloads, finals
-from tusserver.body import BodyReader, digesting, splice_of
+from tusserver.appending import Append, complete_if_done, receive
 from tusserver.context import TusContext
-from tusserver.locking import Lease
 from tusserver.middleware import header_fields, send_response
 from tusserver.protocol import headers, responses, rules
-from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
 from tusserver.protocol.downloads import declared_media_type
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
     StorageFailureError,
+    StorageFullError,
     TusError,
     UploadNotFoundError,
 )
@@ -38,7 +38,7 @@ from tusserver.protocol.responses import TusResponse
 from tusserver.state.base import SupportsPeek
 from tusserver.urls import forwarded_origin, request_origin
 
-__all__ = ["Append", "Endpoints", "from_storage"]
+__all__ = ["Endpoints", "from_storage"]
 
 logger = logging.getLogger("tusserver")
 
@@ -46,27 +46,12 @@ logger = logging.getLogger("tusserver")
 Handler = Callable[[Request], Awaitable[TusResponse | Response]]
 
 
-@dataclass(frozen=True, slots=True)
-class Append:
-    """One body to append: the upload (with any newly declared length), the byte limit, the checksum,
-    and the body's declared size (Content-Length; None for a chunked body)."""
-
-    info: UploadInfo
-    limit: int | None
-    checksum: Checksum | None
-    was_complete: bool
-    size: int | None
-
-
-def hasher_is_slow(checksum: Checksum | None) -> bool:
-    """True for the hashes worth a worker thread per chunk."""
-    return checksum is not None and checksum.algorithm in SLOW_ALGORITHMS
-
-
 def from_storage(exc: StorageError) -> TusError:
     """The one translation of storage errors into tus errors."""
     if isinstance(exc, BlobNotFoundError):
         return UploadNotFoundError("the upload's data is gone")
+    if isinstance(exc, NoSpaceError):
+        return StorageFullError()
     if isinstance(exc, StorageUnavailableError):
         return ServiceUnavailableError()
     return StorageFailureError()  # details go to the log, not to the client
@@ -138,21 +123,37 @@ class Endpoints:
         upload_id = request.state.upload_id = tus.new_upload_id()
         content_type = declared_media_type(plan.metadata)
         ref = await tus.storage.create(upload_id, length=plan.length, content_type=content_type)
-        info = self._new_record(upload_id, ref, plan, concat)
-        # tus §POST: an upload with Upload-Length: 0 is complete at once.
-        await self._complete_if_done(info, was_complete=False)
-        await tus.state.create(info)
+        info = await self._create_record(self._new_record(upload_id, ref, plan, concat))
         location = self._location(request, upload_id)
         if plan.read_body:
             try:
                 async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
                     size = create.content_length
                     append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete, size=size)
-                    info = await self._receive(request, append, lease)
+                    info = await receive(self.tus, request, append, lease)
             except TusError as error:
                 error.extra_headers["Location"] = location  # the upload exists; let the client resume it
                 raise
         return responses.created_response(location, info)
+
+    async def _create_record(self, info: UploadInfo) -> UploadInfo:
+        """Record a new upload whose storage exists; if that fails, remove the storage (no orphan)."""
+        try:
+            # tus §POST: an upload with Upload-Length: 0 is complete at once.
+            info = await complete_if_done(self.tus, info, was_complete=False)
+            await self.tus.state.create(info)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._remove_storage(info.storage)
+            raise
+        return info
+
+    async def _remove_storage(self, ref: StorageRef) -> None:
+        if isinstance(self.tus.storage, SupportsDelete):
+            try:
+                await self.tus.storage.delete(ref)
+            except StorageError as exc:  # the sweep finds it later
+                logger.warning("could not remove the storage of %s: %s", ref.key, exc)
 
     def _new_record(self, upload_id: str, ref: StorageRef, plan: rules.CreatePlan, concat: Concat | None) -> UploadInfo:
         now = self.tus.clock()
@@ -201,7 +202,7 @@ class Endpoints:
             append = Append(
                 declared, plan.body_limit, patch.checksum, was_complete=info.is_complete, size=patch.content_length
             )
-            info = await self._receive(request, append, lease)
+            info = await receive(self.tus, request, append, lease)
         return responses.patch_response(info)
 
     async def delete(self, request: Request) -> TusResponse:
@@ -209,14 +210,16 @@ class Endpoints:
 
         Expired first, the upload is gone for clients (410) from then on; if deleting the bytes fails
         (a storage outage: 503) or the server crashes, the record is still there to find them: a
-        repeated DELETE or the expiry sweep finishes the job (PROTOCOL.md items 69, 72).
+        repeated DELETE or the expiry sweep finishes the job (PROTOCOL.md items 69, 72). On a full
+        disk the record cannot be saved, and the bytes go first: a DELETE is how space is freed.
         """
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
             info = await tus.state.get(upload_id)
             if isinstance(tus.storage, SupportsDelete):
-                await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
+                with contextlib.suppress(StorageFullError):
+                    await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
                 await tus.storage.delete(info.storage)
             await tus.state.delete(upload_id)
         return responses.deleted_response()
@@ -229,43 +232,6 @@ class Endpoints:
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
                 await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         return await downloads.download(self.tus, request)
-
-    async def _receive(self, request: Request, append: Append, lease: Lease) -> UploadInfo:
-        """Stream the body into storage, record the new offset, then report how the body ended.
-
-        Bytes that are not recorded (a checksum mismatch) stay unacknowledged: the next append
-        at the recorded offset drops them (the storage contract).
-        """
-        body = BodyReader(
-            request.receive,
-            limit=append.limit,
-            read_timeout=self.tus.settings.read_timeout,
-            splice=splice_of(request.scope),
-        )
-        lease.on_release_request(body.stop)
-        hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
-        chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
-        offset = await self.tus.storage.append(append.info.storage, append.info.offset, chunks, size=append.size)
-        end = body.end or rules.BodyEnd.COMPLETE
-        rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
-        update: dict[str, object] = {"offset": offset}
-        if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
-            update["expires_at"] = self.tus.expiry(self.tus.clock(), complete=offset == append.info.length)
-        info = append.info.model_copy(update=update)
-        with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
-            await self._complete_if_done(info, was_complete=append.was_complete)
-            await self.tus.state.save(info, lease=lease)
-        if info.concat == "partial" and info.is_complete and not append.was_complete:
-            await finals.partial_completed(self.tus, info.id)
-        error = rules.body_end_error(end)
-        if error is not None:
-            raise error
-        return info
-
-    async def _complete_if_done(self, info: UploadInfo, *, was_complete: bool) -> None:
-        # Before the offset is recorded, so a recorded complete upload is complete in storage too.
-        if info.is_complete and not was_complete:
-            await self.tus.storage.complete(info.storage, info.offset)
 
     def _upload_path(self, request: Request) -> str:
         # root_path holds this app's mount prefix; url_for would search the outermost router

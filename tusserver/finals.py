@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobExistsError, StorageError
 from tusserver.context import TusContext
-from tusserver.protocol.concat import plan_final
+from tusserver.protocol.concat import check_part_count, plan_final
 from tusserver.protocol.downloads import declared_media_type
 from tusserver.protocol.errors import ExtensionUnsupportedError, TusError, UploadExpiredError, UploadNotFoundError
 from tusserver.protocol.headers import CreateRequest
@@ -29,11 +29,13 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
     """Create the final upload `upload_id` (or return it again, for a retried POST) and join it if it can be.
 
     Raises:
+        TooManyPartsError: more partials than `max_concat_parts` (checked before any is loaded).
         UploadNotFoundError: a listed partial upload does not exist (PROTOCOL.md item 80).
         InvalidConcatError: a listed upload is not a partial upload.
         MaxSizeExceededError: the partials add up to more than Tus-Max-Size.
     """
     assert create.concat is not None
+    check_part_count(len(create.concat.parts), tus.settings.max_concat_parts)
     async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
         try:
             return await settle_final(tus, await tus.state.get(upload_id))
@@ -71,11 +73,16 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
 
     Returns the upload as it is now: complete after a join, otherwise with its length once every
     partial's length is known (tus §Concatenation: Upload-Length "as soon as it can be computed").
+
+    Raises:
+        MaxSizeExceededError: partials whose lengths were deferred at the final's creation have
+            grown past Tus-Max-Size; such a final is never joined.
     """
     if info.concat != "final" or info.is_complete:
         return info
     partials = await _live_partials(tus, info)
-    plan = plan_final(partials, max_size=None)  # the limit was checked at creation, as far as known then
+    # Checked again: at the final's creation, partials of deferred length counted only their bytes so far.
+    plan = plan_final(partials, max_size=tus.max_size())
     if not plan.complete:
         for partial in partials:
             if not partial.is_complete:
@@ -85,7 +92,7 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     length = sum(partial.offset for partial in partials)  # all finished: the plan's length
     expires_at = tus.expiry(tus.clock(), complete=True)
     info = info.model_copy(update={"length": length, "offset": length, "expires_at": expires_at})
-    await tus.storage.complete(info.storage, length)
+    info = info.model_copy(update={"storage": await tus.storage.complete(info.storage, length)})
     await tus.state.save(info)  # recorded only once the storage holds the joined bytes
     return info
 

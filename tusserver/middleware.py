@@ -2,10 +2,12 @@
 
 1. reads the header fields once into a dict (`header_fields`), which the handlers reuse;
 2. adds `Tus-Resumable` to every response (tus §Tus-Resumable) and logs one access line;
-3. runs CORS (Starlette's `CORSMiddleware`) for requests with an Origin; for the others its only
-   effect would be `Vary: Origin`, which is added here, sparing a layer per request;
-4. inside CORS, so that its 412s carry CORS headers: X-HTTP-Method-Override, then the
-   Tus-Resumable check, decided from the headers before any body byte is read.
+3. applies X-HTTP-Method-Override, to a copy of the scope: the server keeps the method on the wire;
+4. runs CORS (Starlette's `CORSMiddleware`, its preflight refusal in the error table's form) for
+   requests with an Origin; for the others its only effect would be `Vary: Origin`, which is added
+   here, sparing a layer per request;
+5. inside CORS, so that its 412s carry CORS headers: the Tus-Resumable check, decided from the
+   headers before any body byte is read.
 
 One layer rather than three: each ASGI layer costs a call and a `send` wrapper per message, and
 together they were 14 % of the CPU of a small upload (BENCHMARKS.md).
@@ -14,24 +16,28 @@ together they were 14 % of the CPU of a small upload (BENCHMARKS.md).
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tusserver.protocol.errors import TusError
+from tusserver.protocol.errors import CorsRejectedError, TusError, error_class
 from tusserver.protocol.headers import UPLOAD_ID, check_tus_resumable
-from tusserver.protocol.model import TUS_RESUMABLE
+from tusserver.protocol.model import OWS, TUS_RESUMABLE
 from tusserver.protocol.responses import TusResponse, error_response
 
 __all__ = ["TusMiddleware", "header_fields", "send_response", "to_starlette"]
 
 logger = logging.getLogger("tusserver")
 
-_OVERRIDABLE = frozenset({"PATCH", "DELETE", "HEAD", "OPTIONS", "GET", "POST"})
+_OVERRIDABLE = frozenset({"PATCH", "DELETE", "HEAD", "OPTIONS", "GET"})
 _FIELDS = "tus.header_fields"  # the scope key of the request's header dict
+_CORS_REFUSALS = re.compile(r"Disallowed CORS ([a-z, -]+)")  # the text of Starlette's preflight 400
 _TUS_RESUMABLE = (b"tus-resumable", TUS_RESUMABLE.encode())
 _VARY_ORIGIN = (b"vary", b"Origin")
 
@@ -75,7 +81,7 @@ def header_fields(scope: Scope) -> dict[str, str]:
 
 
 class TusMiddleware:
-    """Header parsing, Tus-Resumable, access log, CORS, method override and version check.
+    """Header parsing, Tus-Resumable, access log, method override, CORS and version check.
 
     Args:
         app: the routes.
@@ -85,7 +91,7 @@ class TusMiddleware:
 
     def __init__(self, app: ASGIApp, *, cors: dict[str, Any], check_head: bool = True) -> None:
         self.app = app
-        self.cors = CORSMiddleware(self._checked, **cors)
+        self.cors = _TusCORS(self._checked, **cors)
         self.checked = frozenset({"POST", "PATCH", "DELETE"} | ({"HEAD"} if check_head else set()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,7 +99,12 @@ class TusMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        cross_origin = "origin" in header_fields(scope)
+        fields = header_fields(scope)
+        cross_origin = "origin" in fields
+        wire_method = scope["method"]
+        scope = _overridden(scope, fields)
+        if scope["method"] == "HEAD" and wire_method != "HEAD":
+            send = _with_error_body(scope, send)
         status = 0
 
         async def send_with_headers(message: Message) -> None:
@@ -110,22 +121,78 @@ class TusMiddleware:
                 _log_request(scope, status, time.perf_counter() - started)
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """X-HTTP-Method-Override, then 412 for a missing or unsupported Tus-Resumable."""
-        fields = header_fields(scope)
-        override = fields.get("x-http-method-override", "").strip().upper()
-        # tus §X-HTTP-Method-Override: the header's method replaces the request's. Only a POST
-        # is overridden (as tusd does), so a plain GET link can never delete an upload.
-        if scope["method"] == "POST" and override in _OVERRIDABLE:
-            scope["method"] = override
+        """412 for a missing or unsupported Tus-Resumable."""
         if scope["method"] in self.checked:
             try:
-                check_tus_resumable(fields.get("tus-resumable"))
+                check_tus_resumable(header_fields(scope).get("tus-resumable"))
             except TusError as error:
                 scope.setdefault("state", {})["error_code"] = error.code
                 response = error_response(error, with_body=scope["method"] != "HEAD")
                 await send_response(response, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _overridden(scope: Scope, fields: dict[str, str]) -> Scope:
+    """The scope the tus routes see: with X-HTTP-Method-Override applied, a copy.
+
+    tus §X-HTTP-Method-Override: the header's method replaces the request's. Only a POST is
+    overridden (as tusd does), so a plain GET link can never delete an upload. The server's scope
+    keeps the method on the wire: one that read HEAD there would drop the body of the response
+    (uvicorn does), which the client, having sent a POST, waits for.
+    """
+    if scope["method"] != "POST" or "x-http-method-override" not in fields:
+        return scope
+    method = fields["x-http-method-override"].strip(OWS).upper()
+    if method not in _OVERRIDABLE:
+        return scope
+    scope.setdefault("state", {})  # one dict for both scopes: the access log reads what handlers note there
+    return {**scope, "method": method}
+
+
+def _with_error_body(scope: Scope, send: Send) -> Send:
+    """`send` for a POST overridden to HEAD: handlers render errors as for a HEAD, without a body
+    (RFC 9110 §9.3.2), but on the wire this is a POST, whose error gets the table's line. It is
+    rebuilt from the error code the handler recorded, with the code's default reason."""
+    held: Message | None = None
+
+    async def send_with_body(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            held = message  # until the body shows whether it is empty
+            return
+        if held is not None:
+            start, held = held, None
+            code = scope.get("state", {}).get("error_code")
+            error = error_class(code) if isinstance(code, str) else None
+            if error is not None and not message.get("body") and not message.get("more_body"):
+                body = f"{error.code}: {error.default_message}\n".encode()
+                message = {**message, "body": body}
+                start = {**start, "headers": _with_content_length(start.get("headers", ()), len(body))}
+            await send(start)
+        await send(message)
+
+    return send_with_body
+
+
+def _with_content_length(headers: Iterable[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    kept = [(name, value) for name, value in headers if name.lower() != b"content-length"]
+    return [*kept, (b"content-length", str(length).encode())]
+
+
+class _TusCORS(CORSMiddleware):
+    """Starlette's CORS, whose refused preflight (a plain "Disallowed CORS origin" 400) is answered in
+    the error table's form instead, with the same headers."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        refused = _CORS_REFUSALS.fullmatch(bytes(response.body).decode("latin-1"))
+        error = CorsRejectedError(f"this server does not allow the preflight's {refused[1]}" if refused else None)
+        tus = error_response(error)
+        cors = {name: value for name, value in response.headers.items() if name.startswith(("access-control-", "vary"))}
+        return Response(tus.body, status_code=tus.status, headers=cors | tus.headers)
 
 
 def _add_response_headers(message: Message, *, vary_origin: bool) -> None:

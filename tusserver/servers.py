@@ -8,7 +8,9 @@ BENCHMARKS.md for when it pays.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import signal
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ SETTINGS_VARIABLE = "TUSSERVER_SETTINGS_JSON"
 def run(settings: Settings) -> None:
     """Serve `create_app(settings)` until SIGTERM or SIGINT, on the server `settings.server` names."""
     tune_malloc()
+    _raise_descriptor_limit()
     if settings.server == "granian":
         _run_granian(settings)
     else:
@@ -52,23 +55,37 @@ def _run_uvicorn(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
         # uvicorn answers 503 once as many connections as its limit are open, counting the one asking.
         limit_concurrency=settings.limit_concurrency + 1,
-        http=_uvicorn_protocol(),
+        http=_uvicorn_protocol(settings),
     )
 
 
-def _uvicorn_protocol() -> type[HttpToolsProtocol] | HTTPProtocolType:
+def _uvicorn_protocol(settings: Settings) -> type[HttpToolsProtocol] | HTTPProtocolType:
     try:
         # httptools is installed on CPython only; elsewhere uvicorn picks h11 itself.
         from tusserver._uvicorn import PieceProtocol  # noqa: PLC0415
     except ImportError:
         return "auto"
-    return PieceProtocol
+    return PieceProtocol.configured(head_timeout=settings.header_timeout)
+
+
+def _raise_descriptor_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as Go programs do at start-up.
+
+    A connection takes a descriptor, a spliced body three more and its file one; at the common soft limit of
+    1024, accepting fails (EMFILE) before `--limit-concurrency` connections are open, and a new client gets
+    no connection at all rather than one for which an idle connection is closed.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit the kernel will not take
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run_granian(settings: Settings) -> None:
     try:
         # Imported here: granian is an optional dependency.
         from granian.constants import Interfaces  # noqa: PLC0415
+        from granian.http import HTTP1Settings  # noqa: PLC0415
         from granian.server import Server  # noqa: PLC0415
     except ImportError:
         raise SystemExit("tusserver: --server granian needs granian: pip install 'tusserver[granian]'") from None
@@ -82,6 +99,7 @@ def _run_granian(settings: Settings) -> None:
         interface=Interfaces.ASGI,
         workers=1,  # the in-process locker serves one process
         backpressure=settings.limit_concurrency,  # connections it serves at once; the next waits to be accepted
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_timeout * 1000)),  # milliseconds
         log_level=settings.log_level,  # type: ignore[arg-type]  # granian's enum takes the same names
         log_access=False,
     ).serve()

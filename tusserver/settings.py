@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from tusserver.redis_url import check_redis_url
 from tusserver.urls import TrustedProxies
 
 __all__ = ["Settings"]
@@ -29,20 +30,35 @@ class Settings(BaseModel, frozen=True):
             "*" trusts every peer.
         lock_timeout: seconds a request waits for a busy upload before 423 Locked.
         read_timeout: seconds a request body may stall before the server stops reading.
+        min_body_rate: bytes per second a request body must average, 0 for no bound: a body starts with
+            `read_timeout` seconds of allowance, waiting for the client uses it up, and every `min_body_rate`
+            bytes received give one second back (never past `read_timeout`); when none is left, the body
+            ends as on a read timeout. Only waiting counts, not time the server spends storing.
+        header_timeout: seconds a connection may take to send a request line and headers, from its opening
+            or from a later head's first byte; a slow head gets 408, a silent connection is closed. Shorter
+            than nginx's 60 s: real clients send a head in one packet, and a slot held by a client that
+            sends nothing is a slot other clients cannot have (see also `limit_concurrency`).
+        checkpoint_size: a PATCH records its progress after this many bytes (synced first with fsync), so
+            a crash mid-PATCH loses at most this much (or `checkpoint_interval` seconds) of it.
+        checkpoint_interval: seconds after which a PATCH records its progress, whatever it received.
         fsync: sync data and state to disk before acknowledging (survives power loss).
         require_tus_resumable_on_head: answer HEAD without Tus-Resumable with 412 (PROTOCOL.md item 4).
         log_level: Python logging level name for the CLI.
         server: the ASGI server the CLI runs: "uvicorn" or "granian".
         limit_concurrency: the most connections served at once, so that memory stays bounded however many
-            clients connect: uvicorn answers further requests 503, granian accepts no more until one
-            closes (CLI only).
+            clients connect: at the limit uvicorn first closes the connections idle longest (kept alive, or
+            still without a complete head), then answers further requests 503; granian accepts no more until
+            one closes (CLI only).
         downloads: serve GET downloads of finished uploads.
+        max_concat_parts: the most partial uploads one final upload may list (concatenation); bounds
+            how many bytes one small POST can make the server write.
         expiration: seconds after which an unfinished upload expires, counted from its creation or its
             last successful PATCH; None never expires (and drops the expiration extension).
         retention: seconds a finished upload is kept after completion; None keeps it until deleted.
         cleanup_interval: seconds between the server's own sweeps of expired uploads; None for no sweep
             (run `tusserver cleanup` from cron instead).
-        redis_url: keep upload state and locks in Redis (redis://, rediss:// or unix://), shared by
+        redis_url: keep upload state and locks in Redis (redis://, rediss:// or unix://, or through
+            Redis Sentinel: redis+sentinel://host:port[,host:port...]/service_name[/db]), shared by
             every instance; None keeps them in this process (SQLite state, in-process locks).
         redis_prefix: the prefix of every Redis key.
         lock_ttl: seconds a Redis lock outlives its holder's last renewal (a crashed instance's locks).
@@ -55,6 +71,9 @@ class Settings(BaseModel, frozen=True):
         s3_deferred_part_size: part size of deferred-length uploads (which caps them at 10,000 parts).
         s3_part_concurrency: parts one request uploads at once.
         buffer_budget: bytes all requests together may hold in buffered parts (object stores).
+        storage_timeout: seconds the object store may take to connect, to answer a request's head or
+            between two reads of an answer; each call's whole deadline adds time for its bytes (at
+            1 MiB/s). A call past it ends the request with 503 and Retry-After, and frees the upload.
     """
 
     host: str = "127.0.0.1"
@@ -66,12 +85,17 @@ class Settings(BaseModel, frozen=True):
     trusted_proxies: tuple[str, ...] = ()
     lock_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)
+    min_body_rate: int = Field(default=1024, ge=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    checkpoint_size: int = Field(default=64 * MiB, ge=1)
+    checkpoint_interval: float = Field(default=10.0, gt=0)
     fsync: bool = False
     require_tus_resumable_on_head: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     server: Literal["uvicorn", "granian"] = "uvicorn"
     limit_concurrency: int = Field(default=1024, ge=1)
     downloads: bool = True
+    max_concat_parts: int = Field(default=100, ge=1, le=1000)  # 1000: the Upload-Concat parser's own bound
     expiration: float | None = Field(default=7 * 86400, gt=0)
     retention: float | None = Field(default=None, gt=0)
     cleanup_interval: float | None = Field(default=None, gt=0)
@@ -87,12 +111,20 @@ class Settings(BaseModel, frozen=True):
     s3_deferred_part_size: int = Field(default=16 * MiB, ge=5 * MiB, le=5 * GiB)
     s3_part_concurrency: int = Field(default=4, ge=1, le=64)
     buffer_budget: int = Field(default=256 * MiB, ge=5 * MiB)
+    storage_timeout: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("--storage s3 needs --s3-bucket")
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_redis_url(value)  # ValueError: an unknown scheme, or a malformed Sentinel URL
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tusserver.protocol.model import OWS
+
 __all__ = ["TrustedProxies", "forwarded_origin", "request_origin"]
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
@@ -54,7 +56,7 @@ def _forwarded_pairs(value: str) -> dict[str, str]:
     # RFC 7239 §4: the first element was added by the proxy nearest the client.
     first = value.split(",", 1)[0]
     pairs = (part.split("=", 1) for part in first.split(";") if "=" in part)
-    return {name.strip().lower(): raw.strip().strip('"') for name, raw in pairs}
+    return {name.strip(OWS).lower(): raw.strip(OWS).strip('"') for name, raw in pairs}
 
 
 def forwarded_origin(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -63,8 +65,8 @@ def forwarded_origin(headers: Mapping[str, str]) -> tuple[str | None, str | None
     `Forwarded` wins over `X-Forwarded-*`; values that are not a plain scheme or host are ignored.
     """
     pairs = _forwarded_pairs(headers.get("forwarded", ""))
-    proto = pairs.get("proto") or headers.get("x-forwarded-proto", "").split(",", 1)[0].strip()
-    host = pairs.get("host") or headers.get("x-forwarded-host", "").split(",", 1)[0].strip()
+    proto = pairs.get("proto") or headers.get("x-forwarded-proto", "").split(",", 1)[0].strip(OWS)
+    host = pairs.get("host") or headers.get("x-forwarded-host", "").split(",", 1)[0].strip(OWS)
     scheme = proto.lower() if proto.lower() in _PROTOS else None
     return scheme, host if host and _HOST.fullmatch(host) else None
 

@@ -66,22 +66,27 @@ async def test_mixed_append_sizes_across_part_boundaries_are_byte_exact(s3: S3St
     ref = await s3.create("up", length=len(data))
     offset = 0
     for size in sizes:
-        offset = await s3.append(ref, offset, chunks(data[offset : offset + size]))
+        ref = (await s3.append(ref, offset, chunks(data[offset : offset + size]))).ref
+        offset += size
         assert await s3.stored_length(ref) == offset
-    await s3.complete(ref, offset)
+    ref = await s3.complete(ref, offset)
     assert await contents(s3, ref) == data
     assert object_keys(s3) == [ref.key]  # every tail object is gone
 
 
 @pytest.mark.anyio
-async def test_old_tails_are_deleted_once_the_offset_is_past_them(s3: S3Storage) -> None:
+async def test_old_tails_go_once_the_record_names_a_new_one(s3: S3Storage) -> None:
+    """Each append writes a tail of its own; `discard`, which the server calls once it recorded the new
+    reference, deletes the one before, so only the recorded tail is left."""
     data = os.urandom(4 * PART)
     ref = await s3.create("up", length=len(data))
     offset = 0
     for size in [PART // 2, PART, PART, PART]:  # each append ends in a new part
-        offset = await s3.append(ref, offset, chunks(data[offset : offset + size]))
+        new = (await s3.append(ref, offset, chunks(data[offset : offset + size]))).ref
+        await s3.discard(ref, new)
+        ref, offset = new, offset + size
     tails = [key for key in object_keys(s3) if key.startswith(tail_prefix(ref.key))]
-    assert len(tails) <= 2  # the current tail, and at most the one the next append deletes
+    assert tails == [tail_prefix(ref.key) + ref.extra["tail"]]
 
 
 @pytest.mark.anyio
@@ -91,11 +96,12 @@ async def test_part_uploaded_again_with_other_bytes_keeps_the_recorded_ones(s3: 
     copies; the result must hold the retry's bytes."""
     good = os.urandom(3 * PART)
     ref = await s3.create("up", length=len(good))
-    recorded = await s3.append(ref, 0, chunks(good[: PART // 2]))
+    recorded, ref = await s3.append(ref, 0, chunks(good[: PART // 2]))
     corrupt = bytes(byte ^ 0xFF for byte in good[recorded : recorded + 2 * PART])
     await s3.append(ref, recorded, chunks(corrupt))  # not recorded: the server discards it
-    assert await s3.append(ref, recorded, chunks(good[recorded:])) == len(good)
-    await s3.complete(ref, len(good))
+    length, ref = await s3.append(ref, recorded, chunks(good[recorded:]))
+    assert length == len(good)
+    ref = await s3.complete(ref, len(good))
     assert await contents(s3, ref) == good
 
 
@@ -107,10 +113,11 @@ async def test_append_after_an_unrecorded_completion_counts_the_resent_bytes(s3:
     as stored and completion is a no-op."""
     data = os.urandom(2 * PART + 100)
     ref = await s3.create("up", length=len(data))
-    recorded = await s3.append(ref, 0, chunks(data[:first]))
-    await s3.complete(ref, await s3.append(ref, recorded, chunks(data[recorded:])))  # the record is lost
-    assert await s3.append(ref, recorded, chunks(data[recorded:])) == len(data)
-    await s3.complete(ref, len(data))
+    recorded, ref = await s3.append(ref, 0, chunks(data[:first]))
+    await s3.complete((await s3.append(ref, recorded, chunks(data[recorded:]))).ref, len(data))  # the record is lost
+    length, resent = await s3.append(ref, recorded, chunks(data[recorded:]))
+    assert length == len(data)
+    ref = await s3.complete(resent, len(data))
     assert await contents(s3, ref) == data
     assert object_keys(s3) == [ref.key]
 
@@ -125,7 +132,7 @@ async def test_concurrent_appends_share_a_small_budget_without_deadlock(s3: S3St
     ends: dict[int, int] = {}
 
     async def upload(index: int) -> None:
-        ends[index] = await storage.append(refs[index], 0, chunks(datas[index]))
+        ends[index], refs[index] = await storage.append(refs[index], 0, chunks(datas[index]))
 
     try:
         with anyio.fail_after(60):
@@ -135,8 +142,7 @@ async def test_concurrent_appends_share_a_small_budget_without_deadlock(s3: S3St
         assert budget.used == 0
         for index, data in enumerate(datas):
             assert ends[index] == len(data)
-            await storage.complete(refs[index], len(data))
-            assert await contents(storage, refs[index]) == data
+            assert await contents(storage, await storage.complete(refs[index], len(data))) == data
     finally:
         await storage.aclose()
 
@@ -145,16 +151,15 @@ async def test_concurrent_appends_share_a_small_budget_without_deadlock(s3: S3St
 async def test_deferred_length_upload_smaller_than_a_part_completes(s3: S3Storage) -> None:
     data = os.urandom(MiB + 3)
     ref = await s3.create("up", length=None)
-    offset = await s3.append(ref, 0, chunks(data[:100]))
-    offset = await s3.append(ref, offset, chunks(data[100:]))
-    await s3.complete(ref, offset)
-    assert await contents(s3, ref) == data
+    offset, ref = await s3.append(ref, 0, chunks(data[:100]))
+    offset, ref = await s3.append(ref, offset, chunks(data[100:]))
+    assert await contents(s3, await s3.complete(ref, offset)) == data
 
 
 @pytest.mark.anyio
 async def test_content_type_is_set_on_the_object(s3: S3Storage) -> None:
     ref = await s3.create("up", length=2, content_type="image/png")
-    await s3.complete(ref, await s3.append(ref, 0, chunks(b"ab")))
+    await s3.complete((await s3.append(ref, 0, chunks(b"ab"))).ref, 2)
     client = await s3._s3()
     head = await client.head_object(Bucket=s3.options.bucket, Key=ref.key)
     assert head["ContentType"] == "image/png"

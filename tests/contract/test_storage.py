@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from storage_backends import LocalStorage, MemoryStorage
-from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
+from storage_backends.base import Checkpoints, StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageUnavailableError
 
 STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto"]
@@ -52,6 +54,13 @@ async def contents(storage: StorageBackend, ref: StorageRef, start: int = 0, end
     return b"".join([piece async for piece in storage.read(ref, start, end)])
 
 
+async def store(storage: StorageBackend, ref: StorageRef, offset: int, *pieces: bytes) -> StorageRef:
+    """Append `pieces` at `offset` and return the reference that holds them, checking the length."""
+    appended = await storage.append(ref, offset, chunks(*pieces))
+    assert appended.length == offset + sum(len(piece) for piece in pieces)
+    return appended.ref
+
+
 @pytest.mark.anyio
 async def test_declared_capabilities_match(storage: StorageBackend, storage_name: str) -> None:
     declared = {capability for capability in (SupportsDelete, SupportsConcatenate) if isinstance(storage, capability)}
@@ -76,9 +85,11 @@ async def test_zero_length_upload_completes_empty(storage: StorageBackend) -> No
 @pytest.mark.anyio
 async def test_append_returns_new_length(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=11)
-    assert await storage.append(ref, 0, chunks(b"hello", b" ")) == 6
-    assert await storage.append(ref, 6, chunks(b"world")) == 11
-    await storage.complete(ref, 11)
+    first = await storage.append(ref, 0, chunks(b"hello", b" "))
+    assert first.length == 6
+    second = await storage.append(first.ref, 6, chunks(b"world"))
+    assert second.length == 11
+    ref = await storage.complete(second.ref, 11)
     assert await contents(storage, ref) == b"hello world"
 
 
@@ -88,9 +99,8 @@ async def test_appends_smaller_than_5_mib_round_trip(storage: StorageBackend) ->
     ref = await storage.create("upload1", length=None)
     offset = 0
     for index in range(20):
-        offset = await storage.append(ref, offset, chunks(bytes([index]) * 1000))
-    assert offset == 20_000
-    await storage.complete(ref, offset)
+        ref, offset = (await storage.append(ref, offset, chunks(bytes([index]) * 1000))).ref, offset + 1000
+    ref = await storage.complete(ref, offset)
     assert await contents(storage, ref) == b"".join(bytes([index]) * 1000 for index in range(20))
 
 
@@ -98,9 +108,10 @@ async def test_appends_smaller_than_5_mib_round_trip(storage: StorageBackend) ->
 async def test_append_at_stale_offset_drops_tail(storage: StorageBackend) -> None:
     """Bytes past the acknowledged offset (a crash before the record) are replaced."""
     ref = await storage.create("upload1", length=10)
-    await storage.append(ref, 0, chunks(b"abcdefgh"))
-    assert await storage.append(ref, 4, chunks(b"WXYZ")) == 8
-    await storage.complete(ref, 8)
+    ref = await store(storage, ref, 0, b"ab", b"cd")
+    await storage.append(ref, 4, chunks(b"efgh"))  # never recorded: the reference stays at 4 bytes
+    ref = await store(storage, ref, 4, b"WXYZ")
+    ref = await storage.complete(ref, 8)
     assert await contents(storage, ref) == b"abcdWXYZ"
 
 
@@ -114,9 +125,9 @@ async def test_append_past_stored_bytes_raises(storage: StorageBackend) -> None:
 @pytest.mark.anyio
 async def test_empty_append_keeps_length(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=3)
-    await storage.append(ref, 0, chunks(b"abc"))
-    assert await storage.append(ref, 3, chunks()) == 3
-    await storage.complete(ref, 3)
+    ref = await store(storage, ref, 0, b"abc")
+    ref = await store(storage, ref, 3)
+    ref = await storage.complete(ref, 3)
     assert await contents(storage, ref) == b"abc"
 
 
@@ -129,14 +140,13 @@ async def test_append_to_deleted_upload_raises_not_found(storage: StorageBackend
     # moto answers 500 where AWS says NoSuchUpload (SERVICES.md §2a); 500 means "try again later" to us.
     expected = StorageUnavailableError if storage_name == "s3-moto" else BlobNotFoundError
     with pytest.raises(expected):
-        await storage.complete(ref, await storage.append(ref, 0, chunks(b"x")))
+        await storage.complete((await storage.append(ref, 0, chunks(b"x"))).ref, 1)
 
 
 @pytest.mark.anyio
 async def test_read_range(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=11)
-    await storage.append(ref, 0, chunks(b"hello world"))
-    await storage.complete(ref, 11)
+    ref = await storage.complete(await store(storage, ref, 0, b"hello world"), 11)
     assert await contents(storage, ref, 6) == b"world"
     assert await contents(storage, ref, 2, 7) == b"llo w"
 
@@ -144,19 +154,16 @@ async def test_read_range(storage: StorageBackend) -> None:
 @pytest.mark.anyio
 async def test_complete_keeps_bytes(storage: StorageBackend) -> None:
     ref = await storage.create("upload1", length=3)
-    await storage.append(ref, 0, chunks(b"abc"))
-    await storage.complete(ref, 3)
+    ref = await storage.complete(await store(storage, ref, 0, b"abc"), 3)
     assert await contents(storage, ref) == b"abc"
 
 
 @pytest.mark.anyio
 async def test_complete_repeated_is_harmless(storage: StorageBackend) -> None:
     """The server calls it again if it stopped before recording the completion."""
-    ref = await storage.create("upload1", length=3)
-    await storage.append(ref, 0, chunks(b"abc"))
-    await storage.complete(ref, 3)
-    await storage.complete(ref, 3)
-    assert await contents(storage, ref) == b"abc"
+    ref = await store(storage, await storage.create("upload1", length=3), 0, b"abc")
+    assert await storage.complete(ref, 3) == await storage.complete(ref, 3)
+    assert await contents(storage, await storage.complete(ref, 3)) == b"abc"
 
 
 @pytest.mark.anyio
@@ -186,8 +193,8 @@ async def test_create_existing_key_raises_or_starts_over(storage: StorageBackend
             await storage.create("upload1", length=1)
         return
     second = await storage.create("upload1", length=2)
-    await storage.complete(first, await storage.append(first, 0, chunks(b"x")))
-    await storage.complete(second, await storage.append(second, 0, chunks(b"yz")))
+    await storage.complete(await store(storage, first, 0, b"x"), 1)
+    second = await storage.complete(await store(storage, second, 0, b"yz"), 2)
     assert await contents(storage, second) == b"yz"
 
 
@@ -202,15 +209,13 @@ def joiner(storage: StorageBackend) -> SupportsConcatenate:
 async def finished(storage: StorageBackend, key: str, data: bytes) -> StorageRef:
     """A finished upload holding `data`, as the server leaves a partial upload."""
     ref = await storage.create(key, length=len(data))
-    await storage.append(ref, 0, chunks(data))
-    await storage.complete(ref, len(data))
-    return ref
+    return await storage.complete(await store(storage, ref, 0, data), len(data))
 
 
 async def joined(storage: StorageBackend, target: StorageRef, parts: list[StorageRef]) -> bytes:
     """Join as the server does (concatenate, then complete) and read the result."""
     await joiner(storage).concatenate(target, parts)
-    await storage.complete(target, sum([await storage.stored_length(part) for part in parts]))
+    target = await storage.complete(target, sum([await storage.stored_length(part) for part in parts]))
     return await contents(storage, target)
 
 
@@ -292,3 +297,103 @@ async def test_concatenate_multi_mib_parts_byte_exact(storage: StorageBackend) -
     target = await storage.create("final", length=None)
     assert await joined(storage, target, parts) == datas[0] + datas[1]
     assert await storage.stored_length(target) == len(datas[0]) + len(datas[1])
+
+
+# --- writers whose lock lapsed, and progress checkpoints (issue 19, defects 1 and 2) --------------------------------
+
+
+class LockLostError(Exception):
+    """What a fenced save raises once the lock has passed to another holder."""
+
+
+class CrashError(Exception):
+    """Stands for a crash of the server in the middle of a body."""
+
+
+class Record:
+    """The record as a state store with fenced saves keeps it: a save by a writer whose lease has passed fails."""
+
+    def __init__(self, ref: StorageRef, length: int = 0) -> None:
+        self.ref, self.length, self.holder = ref, length, "a"
+        self.saves: list[int] = []
+
+    def checkpoints(self, writer: str, every: int = 1024 * 1024) -> Checkpoints:
+        async def record(ref: StorageRef, length: int) -> None:
+            if writer != self.holder:
+                raise LockLostError(f"{writer} lost the lock")
+            self.ref, self.length = ref, length
+            self.saves.append(length)
+
+        return Checkpoints(record, every=every, interval=3600)
+
+
+def big(seed: int, size: int) -> bytes:
+    return bytes([seed]) * size
+
+
+@pytest.mark.anyio
+async def test_lapsed_writer_never_touches_what_the_next_holder_recorded(
+    storage: StorageBackend, storage_name: str
+) -> None:
+    """Writer A stalls mid-body holding its file or its reserved part numbers; its lock passes to B, which
+    stores other bytes from the recorded offset and records them; then A wakes and writes on. The upload
+    holds B's bytes, whatever A did."""
+    if storage_name == "memory":
+        pytest.skip("memory storage lives in one process, whose locks cannot lapse")
+    part = 5 * 1024 * 1024
+    length = 3 * part
+    record = Record(await storage.create("upload1", length=length))
+    a_paused, a_resume = anyio.Event(), anyio.Event()
+
+    async def a_body() -> AsyncIterator[bytes]:
+        yield big(0xAA, part)  # a whole part: uploaded (S3) under a number A reserved
+        yield big(0xAA, 1000)
+        a_paused.set()
+        await a_resume.wait()
+        for _ in range(2):
+            yield big(0xAA, part)
+
+    async def run_a() -> None:
+        with pytest.raises(LockLostError):  # its next record is refused; nothing of its own is recorded
+            appended = await storage.append(record.ref, 0, a_body(), checkpoints=record.checkpoints("a", every=part))
+            await record.checkpoints("a").record(*reversed(appended))  # type: ignore[arg-type]
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run_a)
+        await a_paused.wait()
+        record.holder = "b"
+        start = record.length  # A recorded its first part (S3) or nothing yet (files)
+        expected = big(0xAA, start) + big(0xBB, length - start)
+        b = await storage.append(
+            record.ref, start, chunks(big(0xBB, length - start)), checkpoints=record.checkpoints("b")
+        )
+        assert b.length == length
+        a_resume.set()
+    ref = await storage.complete(b.ref, length)
+    assert await contents(storage, ref) == expected
+
+
+@pytest.mark.anyio
+async def test_checkpoints_record_progress_that_a_crash_keeps(storage: StorageBackend, storage_name: str) -> None:
+    """A body that breaks off (a crash of the request) leaves the last checkpoint recorded; resuming from it
+    is byte-exact."""
+    if storage_name == "memory":
+        pytest.skip("memory storage does not outlive its process: nothing to keep across a crash")
+    part = 5 * 1024 * 1024
+    data = os.urandom(3 * part + 12345)
+    record = Record(await storage.create("upload1", length=len(data)))
+
+    async def breaking() -> AsyncIterator[bytes]:
+        for start in range(0, 2 * part + 777, 256 * 1024):
+            yield data[start : min(start + 256 * 1024, 2 * part + 777)]
+        raise CrashError("the request broke off")
+
+    with pytest.raises(CrashError):
+        await storage.append(record.ref, 0, breaking(), checkpoints=record.checkpoints("a"))
+    assert record.saves and record.saves == sorted(record.saves)
+    # At most a checkpoint's worth is lost (1 MiB here); on S3, which records at part boundaries, a part's (8 MiB).
+    lost_at_most = 8 * 1024 * 1024 if storage_name.startswith("s3") else 1024 * 1024
+    assert 2 * part + 777 - lost_at_most <= record.length <= 2 * part + 777
+    resumed = await storage.append(record.ref, record.length, chunks(data[record.length :]))
+    ref = await storage.complete(resumed.ref, len(data))
+    assert await contents(storage, ref) == data

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import ClassVar
 
-from storage_backends.base import StorageRef
+from storage_backends.base import Appended, Checkpoints, StorageRef
 from storage_backends.memory import MemoryStorage
 
 
@@ -16,9 +16,9 @@ class CompletionRecorder(MemoryStorage):
         super().__init__()
         self.completed: list[str] = []
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
         self.completed.append(ref.key)
-        await super().complete(ref, length)
+        return await super().complete(ref, length)
 
 
 class SizeRecorder(MemoryStorage):
@@ -29,8 +29,14 @@ class SizeRecorder(MemoryStorage):
         self.sizes: list[int | None] = []
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
         self.sizes.append(size)
         return await super().append(ref, offset, chunks, size=size)
 
@@ -66,8 +72,14 @@ class NoDeleteStorage:
         return await self.inner.create(key, length=length, content_type=content_type)
 
     async def append(
-        self, ref: StorageRef, offset: int, chunks: AsyncIterable[bytes], *, size: int | None = None
-    ) -> int:
+        self,
+        ref: StorageRef,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> Appended:
         return await self.inner.append(ref, offset, chunks, size=size)
 
     async def stored_length(self, ref: StorageRef) -> int:
@@ -76,8 +88,8 @@ class NoDeleteStorage:
     def read(self, ref: StorageRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         return self.inner.read(ref, start, end)
 
-    async def complete(self, ref: StorageRef, length: int) -> None:
-        await self.inner.complete(ref, length)
+    async def complete(self, ref: StorageRef, length: int) -> StorageRef:
+        return await self.inner.complete(ref, length)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

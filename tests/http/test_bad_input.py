@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from storage_backends.base import Appended
 from storage_backends.errors import StorageError, StorageUnavailableError
 from storage_backends.memory import MemoryStorage
 from tests.http.asgi import Captured, ScriptedReceive, asgi_call, chunk, http_scope, open_client, upload_id
@@ -158,7 +159,7 @@ class FailingStorage(MemoryStorage):
         super().__init__()
         self.error = error
 
-    async def append(self, *args: object, **kwargs: object) -> int:
+    async def append(self, *args: object, **kwargs: object) -> Appended:
         raise self.error
 
 
@@ -223,3 +224,45 @@ async def test_repeated_upload_metadata_lines_keep_every_pair(client: httpx.Asyn
     location = (await client.post("/files/", headers=headers)).headers["location"]
     head = await client.head(location, headers=TUS)
     assert sorted(head.headers["upload-metadata"].split(",")) == [f"filename {name}", f"filetype {kind}"]
+
+
+# Issue 19, defect 8: header values are trimmed of spaces and tabs only (RFC 9110 §5.6.3 OWS). A no-break space
+# (latin-1 0xA0) or a NEL (0x85) is part of the value, so each of these is refused where str.strip() accepted it.
+UNICODE_WHITESPACE = [
+    pytest.param("POST", {"Upload-Defer-Length": "1\xa0"}, 400, "ERR_INVALID_UPLOAD_LENGTH", id="defer-length-nbsp"),
+    pytest.param("POST", {"Upload-Defer-Length": "\x851"}, 400, "ERR_INVALID_UPLOAD_LENGTH", id="defer-length-nel"),
+    pytest.param("POST", {"Upload-Length": "5", "Tus-Resumable": "1.0.0\xa0"}, 412, "ERR_UNSUPPORTED_VERSION",
+                 id="tus-resumable-nbsp"),
+    pytest.param("POST", {"Upload-Length": "5", "Upload-Metadata": "\xa0"}, 400, "ERR_INVALID_METADATA",
+                 id="metadata-nbsp"),
+    pytest.param("POST", {"Upload-Concat": "final;/files/a\xa0/files/b"}, 400, "ERR_INVALID_CONCAT",
+                 id="concat-nbsp-separator"),
+    pytest.param("POST", {"Upload-Length": "5", "Upload-Concat": "partial\xa0"}, 400, "ERR_INVALID_CONCAT",
+                 id="concat-partial-nbsp"),
+]  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "headers", "status", "code"), UNICODE_WHITESPACE)
+async def test_unicode_whitespace_is_not_trimmed(
+    app: Starlette, tmp_path: Path, method: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    response = await send_raw(app, method, "/files/", TUS | headers)
+    assert (response.status, response.code) == (status, code)
+    assert list((tmp_path / "data" / "uploads").iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_spaces_and_tabs_around_defer_length_are_trimmed(app: Starlette) -> None:
+    """The contrast: OWS is not part of the value (RFC 9110 §5.5)."""
+    response = await send_raw(app, "POST", "/files/", TUS | {"Upload-Defer-Length": " 1\t"})
+    assert response.status == 201
+
+
+@pytest.mark.anyio
+async def test_content_type_with_nbsp_is_415(app: Starlette, client: httpx.AsyncClient) -> None:
+    location = await create(client, 10)
+    headers = PATCH_HEADERS | {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream\xa0"}
+    response = await send_raw(app, "PATCH", httpx.URL(location).path, headers, b"hello")
+    assert (response.status, response.code) == (415, "ERR_INVALID_CONTENT_TYPE")
+    await run(client, [Exchange("HEAD", location, TUS, expect=200, expect_headers={"Upload-Offset": "0"})])

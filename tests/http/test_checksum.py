@@ -154,7 +154,19 @@ BAD_HEADERS = [
     pytest.param("SHA1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", "ERR_CHECKSUM_ALGORITHM_UNSUPPORTED", id="uppercase-sha1"),
     pytest.param("sha1", "ERR_INVALID_CHECKSUM", id="no-digest"),
     pytest.param("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ0!=", "ERR_INVALID_CHECKSUM", id="bad-base64"),
-    pytest.param("sha1 XUFAKrxLKna5cZ2REBfFkg==", "ERR_INVALID_CHECKSUM", id="wrong-digest-length"),
+    pytest.param("sha1 ", "ERR_INVALID_CHECKSUM", id="empty-digest"),
+]
+# A non-ASCII character in the digest (sent as latin-1 bytes, which httpx refuses) was a 500 before issue 19.
+NON_ASCII_HEADERS = [
+    pytest.param("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00\xe9", "ERR_INVALID_CHECKSUM", id="non-ascii-digest"),
+    pytest.param("sha1 \xff", "ERR_INVALID_CHECKSUM", id="non-ascii-byte-only"),
+    pytest.param("sh\xe41 qvTGHdzF6KLavt4PO0gs2a6pQ00=", "ERR_CHECKSUM_ALGORITHM_UNSUPPORTED", id="non-ascii-name"),
+]
+# PROTOCOL.md item 63 (corrected): a well-formed digest of the wrong length does not match: 460, not 400.
+WRONG_LENGTH_DIGESTS = [
+    pytest.param("sha1 XUFAKrxLKna5cZ2REBfFkg==", id="md5-length-for-sha1"),
+    pytest.param("sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA", id="item-62-example-21-bytes"),
+    pytest.param("crc32 AAAAAAAA", id="crc32-six-bytes"),
 ]
 
 
@@ -206,6 +218,58 @@ async def test_creation_with_upload_with_bad_checksum_header_returns_400_and_cre
     response = await client.post("/files/", headers=headers, content=b"hello")
     assert (response.status_code, error_code(response)) == (400, code)
     assert "Location" not in response.headers
+    assert storage.blobs == {}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", WRONG_LENGTH_DIGESTS)
+async def test_patch_with_digest_of_wrong_length_returns_460_and_keeps_offset(
+    client: httpx.AsyncClient, value: str
+) -> None:
+    """PROTOCOL.md item 63 (suite EXT-CSUM-004/005/008, SCN-ERROR-002); then the right digest still works."""
+    location = await create(client, 11)
+    await run(client, [
+        Exchange("PATCH", location, at(0, value), b"hello world", expect=460, expect_code="ERR_CHECKSUM_MISMATCH"),
+        head(location, 0),
+        Exchange("PATCH", location, at(0, checksum("sha1", b"hello")), b"hello", expect=204,
+                 expect_headers={"Upload-Offset": "5"}),
+    ])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_creation_with_upload_with_digest_of_wrong_length_returns_460_with_location(
+    client: httpx.AsyncClient,
+) -> None:
+    """PROTOCOL.md items 63 and 65: as any mismatch on a POST, the upload exists at offset 0."""
+    headers = PATCH_HEADERS | {"Upload-Length": "11", "Upload-Checksum": "sha1 XUFAKrxLKna5cZ2REBfFkg=="}
+    response = await client.post("/files/", headers=headers, content=b"hi")
+    assert (response.status_code, error_code(response)) == (460, "ERR_CHECKSUM_MISMATCH")
+    await run(client, [head(response.headers["Location"], 0)])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("value", "code"), NON_ASCII_HEADERS)
+async def test_patch_with_non_ascii_checksum_returns_400_and_stores_nothing(
+    app: Starlette, client: httpx.AsyncClient, storage: MemoryStorage, value: str, code: str
+) -> None:
+    """Issue 19, defect 5: a non-ASCII byte in Upload-Checksum is a 400 in the table's form, not a 500."""
+    location = await create(client, 11)
+    response = await asgi_call(app, raw_patch(location, value, 5), ScriptedReceive([chunk(b"hello", more=False)]))
+    assert (response.status, response.code) == (400, code)
+    await run(client, [head(location, 0)])
+    assert blob(storage, location) == b""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("value", "code"), NON_ASCII_HEADERS)
+async def test_creation_with_upload_with_non_ascii_checksum_returns_400_and_creates_nothing(
+    app: Starlette, storage: MemoryStorage, value: str, code: str
+) -> None:
+    """Issue 19, defect 5, on a creation-with-upload POST (PROTOCOL.md item 65)."""
+    headers = PATCH_HEADERS | {"Upload-Length": "11", "Content-Length": "5", "Upload-Checksum": value}
+    scope = http_scope("POST", "/files/", headers)
+    response = await asgi_call(app, scope, ScriptedReceive([chunk(b"hello", more=False)]))
+    assert (response.status, response.code) == (400, code)
     assert storage.blobs == {}
 
 

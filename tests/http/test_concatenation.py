@@ -16,9 +16,10 @@ from tests.http.asgi import open_client, upload_id
 from tests.http.asgi import server_lifetime as server
 from tests.http.conftest import AppFactory
 from tests.http.doubles import NoConcatStorage
-from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
+from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run
 from tusserver import MemoryStateStore, Settings, create_app
 from tusserver.protocol.concat import final_upload_id
+from tusserver.protocol.errors import UploadNotFoundError
 
 PARTIAL = {"Upload-Concat": "partial"}
 
@@ -457,6 +458,68 @@ async def test_pending_final_over_max_size_returns_413(make_app: AppFactory) -> 
         parts = [await partial(client, b"hello"), await partial(client, b"", length=6)]
         await run(client, [Exchange("POST", "/files/", final_headers(parts), expect=413,
                                     expect_code="ERR_MAX_SIZE_EXCEEDED")])  # fmt: skip
+
+
+# --- amplification limits (issue 19, defect 7) ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_final_listing_one_partial_1000_times_is_refused(
+    client: httpx.AsyncClient, storage: MemoryStorage, state: MemoryStateStore
+) -> None:
+    """The probe's case: one small POST naming a partial 1,000 times. Refused before any join or record."""
+    part = await partial(client, b"x" * 256)
+    await run(client, [Exchange("POST", "/files/", final_headers([part] * 1000), expect=400,
+                                expect_code="ERR_CONCAT_TOO_MANY_PARTS")])  # fmt: skip
+    assert list(storage.blobs) == [upload_id(part)]
+    with pytest.raises(UploadNotFoundError):
+        await state.get(final_upload_id((upload_id(part),) * 1000, {}))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("count", "status"), [(3, 201), (4, 400)], ids=["at-limit", "over-limit"])
+async def test_max_concat_parts_caps_a_final(make_app: AppFactory, count: int, status: int) -> None:
+    async with open_client(make_app(max_concat_parts=3)) as client:
+        part = await partial(client, b"ab")
+        response = await client.post("/files/", headers=final_headers([part] * count))
+    assert response.status_code == status
+    if status == 400:  # the table's form: one line, "ERR_CODE: reason"
+        assert (error_code(response), response.text.count("\n")) == ("ERR_CONCAT_TOO_MANY_PARTS", 1)
+
+
+@pytest.mark.anyio
+async def test_final_repeating_a_partial_past_max_size_returns_413(make_app: AppFactory) -> None:
+    """A final's length counts against Tus-Max-Size however it adds up: 3 x 4 bytes > 10."""
+    async with open_client(make_app(max_size=10)) as client:
+        part = await partial(client, b"abcd")
+        await run(client, [Exchange("POST", "/files/", final_headers([part] * 3), expect=413,
+                                    expect_code="ERR_MAX_SIZE_EXCEEDED")])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_final_whose_deferred_partial_holds_too_much_returns_413(make_app: AppFactory) -> None:
+    """The bytes a deferred-length partial holds already count at the final's creation: 5 + 6 > 10."""
+    async with open_client(make_app(max_size=10)) as client:
+        parts = [await partial(client, b"hello"), await create(client, None, **PARTIAL)]
+        await patch(client, parts[1], b" world")
+        await run(client, [Exchange("POST", "/files/", final_headers(parts), expect=413,
+                                    expect_code="ERR_MAX_SIZE_EXCEEDED")])  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_final_whose_deferred_partial_grows_past_max_size_is_never_joined(
+    make_app: AppFactory, storage: MemoryStorage
+) -> None:
+    """Accepted while its length was unknown (5 + 0 bytes), the final is checked again once it is known."""
+    async with open_client(make_app(max_size=10)) as client:
+        world = await create(client, None, **PARTIAL)
+        location = await final(client, [await partial(client, b"hello"), world])
+        await patch(client, world, b" world", **{"Upload-Length": "6"})
+        await run(client, [
+            Exchange("HEAD", location, TUS, expect=413),
+            Exchange("GET", location, TUS, expect=413, expect_code="ERR_MAX_SIZE_EXCEEDED"),
+        ])  # fmt: skip
+    assert storage.blobs[upload_id(location)] == b""
 
 
 # --- termination ----------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from tests.http.asgi import open_client
 from tests.http.conftest import AppFactory
-from tests.http.transcript import PATCH_HEADERS, TUS, create
+from tests.http.transcript import PATCH_HEADERS, TUS, create, error_code
 
 ORIGIN = {"Origin": "https://app.example"}
 TUS_REQUEST_HEADERS = (
@@ -98,3 +99,32 @@ async def test_request_without_origin_gets_no_cors_headers(client: httpx.AsyncCl
     assert not [name for name in response.headers if name.startswith("access-control-")]
     # A cache must not hand this response to a cross-origin request, which would get CORS headers.
     assert response.headers.get_list("vary") == ["Origin"]
+
+
+REFUSED_PREFLIGHTS = {
+    "origin": {"Origin": "https://evil.example"},
+    "method": {"Access-Control-Request-Method": "PUT"},
+    "header": {"Access-Control-Request-Headers": "tus-resumable,x-evil"},
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("refused", REFUSED_PREFLIGHTS.values(), ids=REFUSED_PREFLIGHTS.keys())
+async def test_refused_preflight_is_an_error_of_the_table(make_app: AppFactory, refused: Mapping[str, str]) -> None:
+    """Issue 19, defect 8: Starlette's plain "Disallowed CORS ..." 400 becomes `ERR_CORS_REJECTED: reason`, and keeps
+    the preflight's CORS headers (a browser reads them to report why)."""
+    async with open_client(make_app(cors_origins=("https://app.example",))) as client:
+        response = await client.options("/files/", headers=PREFLIGHT | refused)
+    assert (response.status_code, error_code(response)) == (400, "ERR_CORS_REJECTED")
+    assert re.fullmatch(r"ERR_[A-Z_]+: [^\n]+\n", response.text)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert "access-control-allow-methods" in response.headers
+
+
+@pytest.mark.anyio
+async def test_allowed_preflight_is_unchanged(make_app: AppFactory) -> None:
+    async with open_client(make_app(cors_origins=("https://app.example",))) as client:
+        response = await client.options("/files/", headers=PREFLIGHT)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example"

@@ -343,9 +343,10 @@ async def test_delete_of_unfinished_upload_removes_tails_and_aborts_the_multipar
     under the prefix, no multipart upload is in progress, and the upload is unknown."""
     location = await create(client, 3 * PART)
     offset = await patch(client, location, 0, os.urandom(3 * MiB))
-    await patch(client, location, offset, os.urandom(3 * MiB))  # fills part 1, leaves the tail of part 1 behind
+    await patch(client, location, offset, os.urandom(3 * MiB))  # fills part 1, the rest goes to a tail of part 2
     key = bucket.key_of(location)
-    assert bucket.object_keys() == [tail_key(key, 1), tail_key(key, 2)]
+    (tail,) = bucket.object_keys()  # the tail of part 1 went once the record named the new one
+    assert tail.startswith(tail_key(key, 2))
     assert bucket.part_numbers(key) == [1]
     await run(client, [Exchange("DELETE", location, TUS, expect=204), Exchange("HEAD", location, TUS, expect=404)])
     assert bucket.object_keys() == []
@@ -375,7 +376,8 @@ async def test_sweep_removes_expired_upload_with_its_parts_and_tails(
         offset = await patch(client, location, 0, os.urandom(3 * MiB))
         await patch(client, location, offset, os.urandom(3 * MiB))
         key = bucket.key_of(location)
-        assert bucket.object_keys() == [tail_key(key, 1), tail_key(key, 2)]
+        (tail,) = bucket.object_keys()
+        assert tail.startswith(tail_key(key, 2))
         assert bucket.part_numbers(key) == [1]
         clock.advance(LIFETIME)
         tus: TusContext = app.state.tus

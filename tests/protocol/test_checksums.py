@@ -121,16 +121,46 @@ def test_parse_checksum_without_header_returns_none() -> None:
         pytest.param("sha1qvTGHdzF6KLavt4PO0gs2a6pQ00=", errors.ChecksumAlgorithmError, id="no-space"),
         pytest.param("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00", errors.InvalidChecksumError, id="missing-padding"),
         pytest.param("sha1 qvTGHdzF6KLavt4PO0gs2a6p!00=", errors.InvalidChecksumError, id="not-base64"),
-        pytest.param("sha1 XUFAKrxLKna5cZ2REBfFkg==", errors.InvalidChecksumError, id="md5-length-for-sha1"),
-        pytest.param("sha256 qvTGHdzF6KLavt4PO0gs2a6pQ00=", errors.InvalidChecksumError, id="sha1-length-for-sha256"),
-        pytest.param("crc32 AAAAAAAA", errors.InvalidChecksumError, id="crc32-six-bytes"),
+        pytest.param("sha1 ", errors.InvalidChecksumError, id="space-no-digest"),
+        pytest.param("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00\xe9", errors.InvalidChecksumError, id="non-ascii-digest"),
+        pytest.param("sha1 \xff\xfe", errors.InvalidChecksumError, id="non-ascii-only"),
+        pytest.param("sha1\xa0qvTGHdzF6KLavt4PO0gs2a6pQ00=", errors.ChecksumAlgorithmError, id="nbsp-separator"),
+        pytest.param("sh\xe41 qvTGHdzF6KLavt4PO0gs2a6pQ00=", errors.ChecksumAlgorithmError, id="non-ascii-name"),
     ],
 )
 def test_parse_checksum_rejects_with_400(value: str, error: type[errors.TusError]) -> None:
-    """PROTOCOL.md item 63: unsupported algorithm (names are lower case) or malformed header -> 400."""
+    """PROTOCOL.md item 63: unsupported algorithm (names are lower case) or malformed header -> 400.
+
+    A non-ASCII character in the digest was a ValueError from base64 (a 500) before issue 19.
+    """
     with pytest.raises(error) as raised:
         parse_checksum(value)
     assert raised.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("value", "length"),
+    [
+        pytest.param("sha1 XUFAKrxLKna5cZ2REBfFkg==", 16, id="md5-length-for-sha1"),
+        pytest.param("sha256 qvTGHdzF6KLavt4PO0gs2a6pQ00=", 20, id="sha1-length-for-sha256"),
+        pytest.param("crc32 AAAAAAAA", 6, id="crc32-six-bytes"),
+        pytest.param("sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAAA", 21, id="item-62-example"),
+    ],
+)
+def test_digest_of_wrong_length_parses_and_mismatches_460(value: str, length: int) -> None:
+    """PROTOCOL.md item 63 (corrected): a well-formed digest of the wrong length is a digest that does not
+    match, so 460 once the body has arrived, not 400 (suite EXT-CSUM-004/005/008, SCN-ERROR-002)."""
+    checksum = parse_checksum(value)
+    assert checksum is not None
+    assert len(checksum.digest) == length
+    with pytest.raises(errors.ChecksumMismatchError) as raised:
+        check_received(BodyEnd.COMPLETE, checksum, digest_of(checksum.algorithm, b"hello world"))
+    assert raised.value.status == 460
+
+
+def test_parse_checksum_trims_spaces_and_tabs() -> None:
+    """RFC 9110 §5.6.3: OWS around the value and the digest is spaces and tabs."""
+    assert parse_checksum("\tsha1  qvTGHdzF6KLavt4PO0gs2a6pQ00=\t ") == Checksum("sha1", SHA1_HELLO)
 
 
 def test_checksum_error_codes_are_distinct() -> None:

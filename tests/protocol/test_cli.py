@@ -98,6 +98,7 @@ def test_parse_args_ignores_unrelated_variables() -> None:
         ("fsync", "", False),
         ("require_tus_resumable_on_head", "false", False),
         ("log_level", "debug", "debug"),
+        ("max_concat_parts", "16", 16),
     ],
     ids=[
         "host",
@@ -113,6 +114,7 @@ def test_parse_args_ignores_unrelated_variables() -> None:
         "fsync-empty",
         "head-412-false",
         "log-level",
+        "max-concat-parts",
     ],
 )
 def test_parse_args_parses_each_option(field: str, raw: str, expected: object) -> None:
@@ -133,6 +135,8 @@ def test_parse_args_parses_each_option(field: str, raw: str, expected: object) -
         (["--fsync", "maybe"], {}),
         (["--lock-timeout", "0"], {}),
         (["--read-timeout", "soon"], {}),
+        (["--max-concat-parts", "0"], {}),
+        ([], {"TUSSERVER_MAX_CONCAT_PARTS": "1001"}),
         (["--no-such-flag"], {}),
         (["--port"], {}),
     ],
@@ -145,6 +149,8 @@ def test_parse_args_parses_each_option(field: str, raw: str, expected: object) -
         "bool-word",
         "timeout-zero",
         "timeout-word",
+        "concat-parts-zero",
+        "env-concat-parts-over-parser-bound",
         "unknown-flag",
         "missing-value",
     ],

@@ -12,7 +12,15 @@ import pytest
 
 from storage_backends.base import StorageRef
 from tusserver.protocol import errors
-from tusserver.protocol.concat import MAX_PARTS, Concat, FinalPlan, final_upload_id, parse_concat, plan_final
+from tusserver.protocol.concat import (
+    MAX_PARTS,
+    Concat,
+    FinalPlan,
+    check_part_count,
+    final_upload_id,
+    parse_concat,
+    plan_final,
+)
 from tusserver.protocol.headers import UPLOAD_ID, CreateRequest, PatchRequest, parse_create
 from tusserver.protocol.model import Extension, UploadInfo
 from tusserver.protocol.responses import head_response
@@ -125,6 +133,11 @@ REJECTED = {
     "encoded-space": "final;/files/a%20b",
     "id-too-long": "final;/files/" + "x" * 129,
     "one-bad-url": "final;/files/a /other/b",
+    # RFC 9110 §5.6.3: only spaces and tabs are whitespace here, not the Unicode kinds str.split() knows.
+    "nbsp-separator": "final;/files/a\xa0/files/b",
+    "vertical-tab-separator": "final;/files/a\x0b/files/b",
+    "nbsp-only-list": "final;\xa0",
+    "nbsp-partial": "partial\xa0",
 }
 
 
@@ -155,8 +168,19 @@ def test_parse_concat_accepts_max_parts() -> None:
 
 
 def test_parse_concat_rejects_more_than_max_parts() -> None:
-    with pytest.raises(errors.InvalidConcatError):
+    with pytest.raises(errors.TooManyPartsError) as raised:
         parse_concat("final;" + " ".join(["a"] * (MAX_PARTS + 1)), UPLOADS)
+    assert (raised.value.status, raised.value.code) == (400, "ERR_CONCAT_TOO_MANY_PARTS")
+
+
+def test_check_part_count_allows_the_limit() -> None:
+    check_part_count(100, 100)
+
+
+def test_check_part_count_over_the_limit_names_it() -> None:
+    """Issue 19, defect 7: the `max_concat_parts` cap, with a one-line reason naming the limit."""
+    with pytest.raises(errors.TooManyPartsError, match="at most 100 partial uploads; this one lists 101"):
+        check_part_count(101, 100)
 
 
 # --- final_upload_id (item 85: a retried final POST finds its upload) -------------------------------------------
@@ -237,8 +261,27 @@ def test_plan_final_at_max_size_is_allowed() -> None:
     assert plan_final([upload("a", 5, 5), upload("b", 6, 6)], max_size=11).length == 11
 
 
-def test_plan_final_deferred_partial_skips_max_size() -> None:
-    assert plan_final([upload("a", 50, 50), upload("b", None, 0)], max_size=10).length is None
+def test_plan_final_deferred_partial_under_max_size_has_no_length_yet() -> None:
+    assert plan_final([upload("a", 5, 5), upload("b", None, 5)], max_size=10).length is None
+
+
+@pytest.mark.parametrize(
+    "partials",
+    [
+        pytest.param([upload("a", 50, 50), upload("b", None, 0)], id="known-lengths-over"),
+        pytest.param([upload("a", 5, 5), upload("b", None, 6)], id="deferred-bytes-so-far-over"),
+    ],
+)
+def test_plan_final_with_deferred_partial_counts_known_bytes_against_max_size(partials: list[UploadInfo]) -> None:
+    """Issue 19, defect 7: a final's length counts against Tus-Max-Size even before every length is known."""
+    with pytest.raises(errors.MaxSizeExceededError):
+        plan_final(partials, max_size=10)
+
+
+def test_plan_final_same_partial_repeated_counts_against_max_size() -> None:
+    """Issue 19, defect 7: listing one partial many times multiplies its length."""
+    with pytest.raises(errors.MaxSizeExceededError):
+        plan_final([upload("a", 4, 4)] * 3, max_size=10)
 
 
 # --- parse_create, plan_create, plan_patch with Upload-Concat (items 77, 82, 83) -----------------------------------

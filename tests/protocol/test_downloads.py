@@ -91,6 +91,7 @@ def test_parse_range_satisfiable(value: str, expected: tuple[int, int]) -> None:
         "bytes=1-2-3",
         "bytes=+1-2",
         "bytes=\u0661-\u0662",  # Arabic-Indic digits are not DIGIT
+        "bytes\xa0=0-1",  # RFC 9110 §5.6.3: only spaces and tabs are OWS
     ],
 )
 def test_parse_range_ignored_serves_whole_body(value: str | None) -> None:
@@ -155,6 +156,7 @@ TAG = '"abc-10-1"'
         ('"other"', True),
         ('"abc-10-1', True),
         ("garbage", True),
+        ("*\xa0", True),  # RFC 9110 §5.6.3: a no-break space is not OWS, so this is no "*"
     ],
 )
 def test_none_match(value: str | None, holds: bool) -> None:
@@ -172,6 +174,7 @@ def test_none_match(value: str | None, holds: bool) -> None:
         (f'{TAG}, "other"', False),
         ("Thu, 01 Jan 2026 00:00:00 GMT", False),  # no Last-Modified, so no date is a strong validator
         ("garbage", False),
+        (f"{TAG}\xa0", False),  # RFC 9110 §5.6.3: a no-break space is not OWS
     ],
 )
 def test_if_range(value: str | None, matches: bool) -> None:

@@ -19,6 +19,8 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.SizeExceededError, 413, "ERR_UPLOAD_SIZE_EXCEEDED"),  # item 23
     (errors.UploadLockedError, 423, "ERR_UPLOAD_LOCKED"),  # item 28
     (errors.InvalidConcatError, 400, "ERR_INVALID_CONCAT"),  # items 81-83
+    (errors.TooManyPartsError, 400, "ERR_CONCAT_TOO_MANY_PARTS"),  # issue 19: max_concat_parts
+    (errors.CorsRejectedError, 400, "ERR_CORS_REJECTED"),  # a refused CORS preflight (items 88-89)
     (errors.ModifyFinalError, 403, "ERR_MODIFY_FINAL"),  # items 47, 77
     (errors.UploadExpiredError, 410, "ERR_UPLOAD_EXPIRED"),  # item 59
     (errors.UploadNotFinishedError, 409, "ERR_UPLOAD_NOT_FINISHED"),
@@ -30,6 +32,7 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.ReadTimeoutError, 500, "ERR_READ_TIMEOUT"),  # item 27
     (errors.StorageFailureError, 500, "ERR_STORAGE"),
     (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
+    (errors.StorageFullError, 507, "ERR_STORAGE_FULL"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
     (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
     (errors.HeadTimeoutError, 408, "ERR_HEADERS_TIMEOUT"),  # RFC 9110 §15.5.9
@@ -55,7 +58,7 @@ def test_error_codes_are_unique() -> None:
 
 
 def test_table_covers_every_exported_error() -> None:
-    exported = {getattr(errors, name) for name in errors.__all__} - {errors.TusError}
+    exported = {getattr(errors, name) for name in errors.__all__} - {errors.TusError, errors.error_class}
     assert exported == {cls for cls, _, _ in TABLE} | {errors.OffsetMismatchError, errors.RangeNotSatisfiableError}
 
 
@@ -69,7 +72,12 @@ def test_error_custom_message_replaces_default() -> None:
 def test_temporary_failures_are_retryable_statuses(cls: type[errors.TusError], status: int, code: str) -> None:
     """tus-js-client retries only 5xx, 409 and 423: every 4xx here must be a permanent client error."""
     retryable = status >= 500 or status in {409, 423}
-    temporary = cls in {errors.UploadLockedError, errors.ReadTimeoutError, errors.ServiceUnavailableError}
+    temporary = cls in {
+        errors.UploadLockedError,
+        errors.ReadTimeoutError,
+        errors.ServiceUnavailableError,
+        errors.StorageFullError,
+    }
     assert retryable or not temporary
 
 
@@ -79,11 +87,22 @@ def test_temporary_failures_are_retryable_statuses(cls: type[errors.TusError], s
         (errors.UnsupportedVersionError(), {"Tus-Version": "1.0.0"}),
         (errors.OffsetMismatchError(7), {"Upload-Offset": "7"}),
         (errors.ServiceUnavailableError(), {"Retry-After": "1"}),
+        (errors.StorageFullError(), {"Retry-After": "60"}),
         (errors.MethodNotAllowedError(allow="GET"), {"Allow": "GET"}),
         (errors.MethodNotAllowedError(), {}),
         (errors.InvalidOffsetError(), {}),
     ],
-    ids=["412-tus-version", "409-offset", "503-retry-after", "405-allow", "405-no-allow", "plain"],
+    ids=["412-tus-version", "409-offset", "503-retry-after", "507-retry-after", "405-allow", "405-no-allow", "plain"],
 )
 def test_error_own_headers(error: errors.TusError, expected: dict[str, str]) -> None:
     assert error.headers() == expected
+
+
+@pytest.mark.parametrize(("cls", "status", "code"), TABLE, ids=[cls.__name__ for cls, _, _ in TABLE])
+def test_error_class_finds_each_code(cls: type[errors.TusError], status: int, code: str) -> None:
+    """The middleware rebuilds an error body from its recorded code (a POST overridden to HEAD)."""
+    assert errors.error_class(code) is cls
+
+
+def test_error_class_of_unknown_code_is_none() -> None:
+    assert errors.error_class("ERR_NO_SUCH_CODE") is None

@@ -55,13 +55,15 @@ def test_parse_non_negative_int_rejects_non_strict_values(raw: str | None) -> No
 # --- check_tus_resumable (items 2, 3) ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", ["1.0.0", " 1.0.0 "], ids=["exact", "surrounding-spaces"])
+@pytest.mark.parametrize("raw", ["1.0.0", " 1.0.0 ", "\t1.0.0\t"], ids=["exact", "surrounding-spaces", "tabs"])
 def test_check_tus_resumable_accepts_1_0_0(raw: str) -> None:
     check_tus_resumable(raw)
 
 
 @pytest.mark.parametrize(
-    "raw", [None, "", "0.2.2", "1.0", "2.0.0", "1.0.0,0.2.2"], ids=["missing", "empty", "old", "short", "newer", "list"]
+    "raw",
+    [None, "", "0.2.2", "1.0", "2.0.0", "1.0.0,0.2.2", "1.0.0\xa0", "\x0c1.0.0"],
+    ids=["missing", "empty", "old", "short", "newer", "list", "nbsp", "form-feed"],  # RFC 9110 §5.6.3: OWS is SP/HTAB
 )
 def test_check_tus_resumable_unsupported_raises_412(raw: str | None) -> None:
     with pytest.raises(errors.UnsupportedVersionError) as info:
@@ -104,8 +106,10 @@ def test_check_upload_id_invalid_raises_not_found(upload_id: str) -> None:
         ("application/octet-stream", False),
         ("text/plain", False),
         (f"{OOS}x", False),
+        (f"{OOS}\xa0", False),
+        (f"\x85{OOS}", False),
     ],
-    ids=["exact", "case", "parameter", "spaces", "missing", "empty", "octet-stream", "text", "suffix"],
+    ids=["exact", "case", "parameter", "spaces", "missing", "empty", "octet-stream", "text", "suffix", "nbsp", "nel"],
 )
 def test_is_offset_octet_stream(content_type: str | None, expected: bool) -> None:
     assert is_offset_octet_stream(content_type) is expected
@@ -128,7 +132,7 @@ def test_parse_create_zero_length_is_a_length_not_a_deferral() -> None:
     assert (req.length, req.defer_length) == (0, False)
 
 
-@pytest.mark.parametrize("raw", ["1", " 1 "], ids=["one", "spaces"])
+@pytest.mark.parametrize("raw", ["1", " 1 ", "1\t"], ids=["one", "spaces", "tab"])
 def test_parse_create_defer_length_one_defers(raw: str) -> None:
     """Item 48."""
     req = parse_create({"upload-defer-length": raw})
@@ -147,6 +151,8 @@ def test_parse_create_defer_length_one_defers(raw: str) -> None:
         {"upload-defer-length": "0"},
         {"upload-defer-length": "2"},
         {"upload-defer-length": "true"},
+        {"upload-defer-length": "1\xa0"},
+        {"upload-defer-length": "\u20071"},
         {"upload-length": "5", "content-length": "x"},
         {"upload-length": "5", "content-length": "-1"},
     ],
@@ -160,6 +166,8 @@ def test_parse_create_defer_length_one_defers(raw: str) -> None:
         "defer-0",  # item 49
         "defer-2",
         "defer-true",
+        "defer-nbsp",  # issue 19: trimmed of spaces and tabs only (RFC 9110 §5.6.3), not Unicode whitespace
+        "defer-figure-space",
         "content-length-letters",
         "content-length-negative",
     ],

@@ -108,6 +108,8 @@ def test_parse_metadata_accepts_header_of_exactly_max_length() -> None:
         "a\tb YQ==",
         "ключ YQ==",
         "abcd " + "QUFB" * ((MAX_METADATA_LENGTH - 4) // 4),
+        "\xa0",
+        "\x85",
     ],
     ids=[
         "non-base64",
@@ -125,6 +127,8 @@ def test_parse_metadata_accepts_header_of_exactly_max_length() -> None:
         "tab-in-key",
         "non-ascii-key",
         "too-long",
+        "nbsp-only",  # issue 19: blank means spaces and tabs (RFC 9110 §5.6.3), not Unicode whitespace
+        "nel-only",
     ],
 )
 def test_parse_metadata_invalid_raises_invalid_metadata(header: str) -> None:

@@ -31,6 +31,11 @@ def test_default_base_path_is_files() -> None:
     assert Settings().base_path == "/files/"
 
 
+def test_default_max_concat_parts_is_100() -> None:
+    """Issue 19, defect 7: the documented default (README, Parallel uploads)."""
+    assert Settings().max_concat_parts == 100
+
+
 @pytest.mark.parametrize(
     "field_value",
     [

@@ -53,7 +53,7 @@ async def test_big_append_reserves_ahead_without_growing_the_size(upload: Upload
     storage, ref, path = upload
     seen: list[tuple[int, int]] = []
     total = _reserve.LEAD_IN + 3 * _reserve.WINDOW + 1000
-    assert await storage.append(ref, 0, body(total, seen, path)) == total
+    assert (await storage.append(ref, 0, body(total, seen, path))).length == total
     # The size only ever counts bytes written (the offset-recovery rule of LocalStorage) ...
     assert [size for size, _ in seen] == [min(i * PIECE, total) for i in range(len(seen))]
     # ... while past the lead-in the file holds blocks up to a window ahead of them.
@@ -70,7 +70,7 @@ async def test_reserves_no_further_than_the_declared_size(upload: Upload) -> Non
     storage, ref, path = upload
     seen: list[tuple[int, int]] = []
     total = _reserve.LEAD_IN + 3 * _reserve.WINDOW + 1000
-    assert await storage.append(ref, 0, body(total, seen, path), size=total) == total
+    assert (await storage.append(ref, 0, body(total, seen, path), size=total)).length == total
     assert max(blocks - size for size, blocks in seen) >= _reserve.WINDOW  # still ahead of the writes
     assert all(blocks < total + SLACK for _, blocks in seen)  # but never past the declared end
     assert allocated(path) < total + SLACK
@@ -81,7 +81,7 @@ async def test_small_append_reserves_nothing(upload: Upload) -> None:
     storage, ref, path = upload
     seen: list[tuple[int, int]] = []
     total = _reserve.LEAD_IN
-    assert await storage.append(ref, 0, body(total, seen, path)) == total
+    assert (await storage.append(ref, 0, body(total, seen, path))).length == total
     assert all(blocks < size + SLACK for size, blocks in seen)
 
 
@@ -96,7 +96,7 @@ async def test_an_interrupted_append_leaves_no_reserved_blocks(upload: Upload) -
     assert os.stat(path).st_size == stop
     assert allocated(path) < stop + SLACK
     # The next append goes on from the stored bytes, and the file is exact.
-    assert await storage.append(ref, stop, body(PIECE, [], path)) == stop + PIECE
+    assert (await storage.append(ref, stop, body(PIECE, [], path))).length == stop + PIECE
     assert allocated(path) < stop + PIECE + SLACK
 
 
@@ -112,7 +112,7 @@ async def test_appends_go_on_where_reserving_fails(upload: Upload, monkeypatch: 
     monkeypatch.setattr(_reserve, "_fallocate", refuse)
     storage, ref, path = upload
     total = _reserve.LEAD_IN + 3 * _reserve.WINDOW
-    assert await storage.append(ref, 0, body(total, [], path)) == total
+    assert (await storage.append(ref, 0, body(total, [], path))).length == total
     assert calls == [0x01]  # tried once, then not again for this append, and nothing to release
     expected = b"".join(bytes([i % 251]) * PIECE for i in range(total // PIECE))
     assert path.read_bytes() == expected

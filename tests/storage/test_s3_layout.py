@@ -11,6 +11,7 @@ from storage_backends.s3_layout import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
+    PLANNED_PARTS,
     MiB,
     TailHeader,
     part_size_for,
@@ -24,14 +25,15 @@ PREFERRED, DEFERRED = 8 * MiB, 16 * MiB
 
 def test_small_upload_gets_the_preferred_part_size() -> None:
     assert part_size_for(1, preferred=PREFERRED, deferred=DEFERRED) == PREFERRED
-    assert part_size_for(PREFERRED * MAX_PARTS, preferred=PREFERRED, deferred=DEFERRED) == PREFERRED
+    assert part_size_for(PREFERRED * PLANNED_PARTS, preferred=PREFERRED, deferred=DEFERRED) == PREFERRED
 
 
-def test_large_upload_grows_its_part_size_to_fit_10000_parts() -> None:
-    length = PREFERRED * MAX_PARTS + 1
+def test_large_upload_grows_its_part_size_to_fit_the_planned_parts() -> None:
+    """Planned for 9,000 parts: the other 1,000 numbers are for reservations that writers never used."""
+    length = PREFERRED * PLANNED_PARTS + 1
     size = part_size_for(length, preferred=PREFERRED, deferred=DEFERRED)
     assert size == PREFERRED + MiB  # rounded up to whole MiB
-    assert -(-length // size) <= MAX_PARTS
+    assert -(-length // size) <= PLANNED_PARTS < MAX_PARTS
 
 
 def test_largest_object_fits_in_10000_parts_under_5_gib() -> None:
@@ -66,12 +68,22 @@ def test_tail_keys_sort_by_part_number_and_share_a_prefix() -> None:
     assert not tail_key("up", 7).startswith(tail_prefix("up2"))
 
 
+def test_each_writer_names_its_tails_apart() -> None:
+    assert tail_key("up", 7, "a1") != tail_key("up", 7, "b2")
+    assert tail_key("up", 7, "a1").startswith(tail_prefix("up"))
+
+
 def test_tail_header_round_trips_and_says_where_the_bytes_start() -> None:
-    header = TailHeader(started_in=3, etags=('"abc"', "def"))
+    header = TailHeader(parts=((1, '"abc"'), (4, "def")))  # numbers rise, with gaps where reservations went unused
     data = header.encode() + b"\nbytes"
     decoded, start = TailHeader.decode(data)
     assert decoded == header
     assert data[start:] == b"\nbytes"
+
+
+def test_tail_header_of_the_first_format_numbers_its_parts_from_one() -> None:
+    data = b'tus-s3-tail/1 {"from": 1, "etags": ["a", "b"]}\nrest'
+    assert TailHeader.decode(data) == (TailHeader(parts=((1, "a"), (2, "b"))), data.index(b"rest"))
 
 
 @pytest.mark.parametrize("data", [b"", b"plain bytes\n", b"tus-s3-tail/1 {no newline"])

@@ -8,7 +8,6 @@ the xxHash family from the `xxhash` package.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Protocol
 import xxhash
 
 from tusserver.protocol.errors import ChecksumAlgorithmError, InvalidChecksumError
+from tusserver.protocol.model import OWS
 
 __all__ = ["ALGORITHMS", "SLOW_ALGORITHMS", "Checksum", "Hasher", "new_hasher", "parse_checksum"]
 
@@ -75,20 +75,25 @@ def new_hasher(algorithm: str) -> Hasher:
 def parse_checksum(value: str | None) -> Checksum | None:
     """Parse `Upload-Checksum: <algorithm> <base64 digest>`; None when the header is absent.
 
+    A well-formed digest of the wrong length for its algorithm is kept as it is: it is a digest the
+    body cannot match, so the request ends in 460 like any other mismatch (PROTOCOL.md item 63).
+
     Raises:
         ChecksumAlgorithmError: tus §Checksum: an unsupported algorithm MUST give 400 (names are
             lower case, so "SHA1" is unsupported too).
-        InvalidChecksumError: no space, invalid base64, or a digest of the wrong length (400).
+        InvalidChecksumError: no digest, or one that is not base64 (non-ASCII bytes included): 400.
     """
     if value is None:
         return None
-    algorithm, _, encoded = value.strip().partition(" ")
+    algorithm, _, encoded = value.strip(OWS).partition(" ")
     if algorithm not in ALGORITHMS:
         raise ChecksumAlgorithmError(f"Upload-Checksum algorithm {algorithm[:20]!r} is not supported")
+    encoded = encoded.strip(OWS)
+    if not encoded:
+        raise InvalidChecksumError("Upload-Checksum has no digest")
     try:
-        digest = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
+        # ValueError, not only binascii.Error: b64decode refuses a str holding non-ASCII characters with it.
+        digest = base64.b64decode(encoded, validate=True)
+    except ValueError:
         raise InvalidChecksumError("Upload-Checksum digest is not base64") from None
-    if len(digest) != ALGORITHMS[algorithm][1]:
-        raise InvalidChecksumError(f"a {algorithm} digest has {ALGORITHMS[algorithm][1]} bytes")
     return Checksum(algorithm, digest)

@@ -8,18 +8,22 @@ only ever parsed into upload ids of this server: never fetched, never resolved o
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-from tusserver.protocol.errors import InvalidConcatError, MaxSizeExceededError
+from tusserver.protocol.errors import InvalidConcatError, MaxSizeExceededError, TooManyPartsError
 from tusserver.protocol.headers import UPLOAD_ID, serialize_metadata
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.model import OWS, UploadInfo
 
-__all__ = ["Concat", "FinalPlan", "final_upload_id", "parse_concat", "plan_final"]
+__all__ = ["MAX_PARTS", "Concat", "FinalPlan", "check_part_count", "final_upload_id", "parse_concat", "plan_final"]
 
-MAX_PARTS = 1000  # far above tus-js-client's parallelUploads, far below a header that hurts
+# The parser's own bound, the most `max_concat_parts` may be set to: far above tus-js-client's
+# parallelUploads, far below a header that hurts.
+MAX_PARTS = 1000
+_SEPARATOR = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +56,28 @@ def parse_concat(value: str | None, upload_path: str) -> Concat | None:
     """
     if value is None:
         return None
-    value = value.strip()
+    value = value.strip(OWS)
     if value == "partial":
         return Concat("partial")
     kind, _, urls = value.partition(";")
-    if kind.strip() != "final" or not urls.split():
+    # tus §Upload-Concat: the URLs are "separated by a space"; tabs are tolerated as OWS, nothing else is.
+    parts = _SEPARATOR.split(urls.strip(OWS))
+    if kind.strip(OWS) != "final" or parts == [""]:
         raise InvalidConcatError("Upload-Concat must be 'partial' or 'final;<upload URLs>'")
-    if len(urls.split()) > MAX_PARTS:
-        raise InvalidConcatError(f"a final upload joins at most {MAX_PARTS} partial uploads")
-    return Concat("final", tuple(_upload_id(url, upload_path) for url in urls.split()), value)
+    check_part_count(len(parts), MAX_PARTS)  # before parsing each URL: the header may hold thousands
+    return Concat("final", tuple(_upload_id(url, upload_path) for url in parts), value)
+
+
+def check_part_count(count: int, max_parts: int) -> None:
+    """Refuse a final upload of more than `max_parts` partials (the `max_concat_parts` setting).
+
+    One small POST could otherwise make the server write the same partial a thousand times over.
+
+    Raises:
+        TooManyPartsError: `count` is over `max_parts` (400).
+    """
+    if count > max_parts:
+        raise TooManyPartsError(f"a final upload joins at most {max_parts} partial uploads; this one lists {count}")
 
 
 def _upload_id(url: str, upload_path: str) -> str:
@@ -84,17 +101,19 @@ def final_upload_id(parts: Sequence[str], metadata: Mapping[str, str]) -> str:
 def plan_final(partials: Sequence[UploadInfo], *, max_size: int | None) -> FinalPlan:
     """Decide a final upload from its partials' current state.
 
-    tus §Concatenation: the final's length is the sum of the partials' lengths.
+    tus §Concatenation: the final's length is the sum of the partials' lengths. It counts against
+    Tus-Max-Size like any upload's; while a partial's length is deferred, its bytes so far count.
 
     Raises:
         InvalidConcatError: a listed upload is not a partial upload (PROTOCOL.md item 81).
-        MaxSizeExceededError: the joined length is over Tus-Max-Size.
+        MaxSizeExceededError: the joined length, or what is known of it, is over Tus-Max-Size.
     """
     for partial in partials:
         if partial.concat != "partial":
             raise InvalidConcatError(f"upload {partial.id} is not a partial upload")
     lengths = [partial.length for partial in partials]
     length = None if None in lengths else sum(length for length in lengths if length is not None)
-    if length is not None and max_size is not None and length > max_size:
-        raise MaxSizeExceededError()
+    at_least = sum(partial.offset if partial.length is None else partial.length for partial in partials)
+    if max_size is not None and at_least > max_size:
+        raise MaxSizeExceededError(f"the partial uploads add up to more than Tus-Max-Size ({max_size} bytes)")
     return FinalPlan(length=length, complete=all(partial.is_complete for partial in partials))

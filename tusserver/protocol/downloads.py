@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from tusserver.protocol.errors import RangeNotSatisfiableError, UploadExpiredError, UploadNotFinishedError
 from tusserver.protocol.headers import decode_metadata
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.model import OWS, UploadInfo
 
 __all__ = [
     "INLINE_TYPES",
@@ -113,7 +113,7 @@ def parse_range(value: str | None, length: int) -> ByteRange | None:
         return None
     unit, equals, spec = value.partition("=")
     # RFC 9110 §14.1: range units are compared case-insensitively.
-    if not equals or unit.strip().lower() != "bytes" or "," in spec:
+    if not equals or unit.strip(OWS).lower() != "bytes" or "," in spec:
         return None
     match = _RANGE_SPEC.fullmatch(spec)
     if match is None or match.group(1) == match.group(2) == "":
@@ -160,7 +160,7 @@ def none_match(value: str | None, current: str) -> bool:
     """
     if value is None:
         return True
-    if value.strip() == "*":
+    if value.strip(OWS) == "*":
         return False
     opaque = current.strip('"')
     return all(tag != opaque for _, tag in _entity_tags(value))
@@ -176,7 +176,7 @@ def if_range_matches(value: str | None, current: str) -> bool:
     if value is None:
         return True
     # `current` is strong, so equal text is a strong match; a weak tag or an HTTP-date never is.
-    return value.strip() == current
+    return value.strip(OWS) == current
 
 
 def _media_type(value: bytes | None) -> str | None:

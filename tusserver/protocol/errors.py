@@ -15,6 +15,7 @@ from tusserver.protocol.model import TUS_VERSION
 __all__ = [
     "ChecksumAlgorithmError",
     "ChecksumMismatchError",
+    "CorsRejectedError",
     "ExtensionUnsupportedError",
     "HeadTimeoutError",
     "HeadTooLargeError",
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidLengthError",
     "InvalidMetadataError",
     "InvalidOffsetError",
+    "MalformedRequestError",
     "MaxSizeExceededError",
     "MethodNotAllowedError",
     "ModifyFinalError",
@@ -34,6 +36,8 @@ __all__ = [
     "ServiceUnavailableError",
     "SizeExceededError",
     "StorageFailureError",
+    "StorageFullError",
+    "TooManyPartsError",
     "TusError",
     "UnsupportedVersionError",
     "UploadExistsError",
@@ -42,6 +46,7 @@ __all__ = [
     "UploadLockedError",
     "UploadNotFinishedError",
     "UploadNotFoundError",
+    "error_class",
 ]
 
 
@@ -115,6 +120,21 @@ class InvalidConcatError(TusError):
     status = 400
     code = "ERR_INVALID_CONCAT"
     default_message = "Upload-Concat is malformed or names an upload that cannot be joined"
+
+
+class TooManyPartsError(InvalidConcatError):
+    # Not a spec rule: `max_concat_parts` bounds what one small POST can make the server write.
+    status = 400
+    code = "ERR_CONCAT_TOO_MANY_PARTS"
+    default_message = "the final upload lists more partial uploads than this server joins"
+
+
+class CorsRejectedError(TusError):
+    # Not in tus: a CORS preflight (Fetch standard) asked for an origin, method or header not allowed.
+    # Starlette's CORSMiddleware answers it 400; this gives that 400 the table's form.
+    status = 400
+    code = "ERR_CORS_REJECTED"
+    default_message = "the CORS preflight asks for an origin, method or header this server does not allow"
 
 
 class ModifyFinalError(TusError):
@@ -217,6 +237,14 @@ class HeadTimeoutError(TusError):
     default_message = "the request line and headers did not arrive in time"
 
 
+class MalformedRequestError(TusError):
+    # RFC 9110 §15.5.1: 400 for "malformed request syntax". Answered by the HTTP layer (tusserver._uvicorn)
+    # in place of uvicorn's own plain "Invalid HTTP request received.".
+    status = 400
+    code = "ERR_MALFORMED_REQUEST"
+    default_message = "the request is not valid HTTP/1.1"
+
+
 class UploadLockedError(TusError):
     status = 423
     code = "ERR_UPLOAD_LOCKED"
@@ -257,6 +285,18 @@ class ServiceUnavailableError(TusError):
         return {"Retry-After": "1"}
 
 
+class StorageFullError(TusError):
+    """No space left where uploads or their records go. 507 (RFC 4918 §11.5) is a 5xx, which tus-js-client
+    retries: space may be freed (DELETE works on a full disk) and the client resumes from the recorded offset."""
+
+    status = 507
+    code = "ERR_STORAGE_FULL"
+    default_message = "no space left to store the upload; retry later"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
+
+
 class InternalServerError(TusError):
     """Anything unexpected: logged with its traceback, answered without one."""
 
@@ -273,3 +313,14 @@ class RangeNotSatisfiableError(TusError):
     def _headers(self) -> dict[str, str]:
         # RFC 9110 §15.5.17: a 416 to a byte-range request "SHOULD" send Content-Range: bytes */<length>.
         return {"Content-Range": f"bytes */{self.length}"}
+
+
+def error_class(code: str) -> type[TusError] | None:
+    """The table's class for an error code, None for an unknown code."""
+    pending = TusError.__subclasses__()
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

@@ -22,7 +22,7 @@ from tusserver.protocol.errors import (
     UnsupportedVersionError,
     UploadNotFoundError,
 )
-from tusserver.protocol.model import OFFSET_OCTET_STREAM, TUS_RESUMABLE
+from tusserver.protocol.model import OFFSET_OCTET_STREAM, OWS, TUS_RESUMABLE
 
 if TYPE_CHECKING:
     from tusserver.protocol.concat import Concat  # concat builds on this module
@@ -104,7 +104,7 @@ def check_tus_resumable(value: str | None) -> None:
     tus §Tus-Resumable: "If the Client's version is not supported by the Server, it MUST respond
     with the 412 Precondition Failed status". A missing header is treated alike (PROTOCOL.md item 3).
     """
-    if value is None or value.strip() != TUS_RESUMABLE:
+    if value is None or value.strip(OWS) != TUS_RESUMABLE:
         raise UnsupportedVersionError()
 
 
@@ -119,7 +119,7 @@ def is_offset_octet_stream(content_type: str | None) -> bool:
     """True for `application/offset+octet-stream`, parameters and case ignored."""
     if content_type is None:
         return False
-    return content_type.split(";", 1)[0].strip().lower() == OFFSET_OCTET_STREAM
+    return content_type.split(";", 1)[0].strip(OWS).lower() == OFFSET_OCTET_STREAM
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:
@@ -131,7 +131,7 @@ def parse_metadata(value: str | None) -> dict[str, str]:
     Raises:
         InvalidMetadataError: the header breaks the grammar, repeats a key or is too long.
     """
-    if value is None or not value.strip():
+    if value is None or not value.strip(OWS):
         return {}
     if len(value) > MAX_METADATA_LENGTH:
         raise InvalidMetadataError(f"Upload-Metadata is longer than {MAX_METADATA_LENGTH} characters")
@@ -182,7 +182,7 @@ def _defer_length(headers: Headers) -> bool:
     if raw is None:
         return False
     # tus §Upload-Defer-Length: "its value MUST be 1"; other values "should" give 400.
-    if raw.strip() != "1":
+    if raw.strip(OWS) != "1":
         raise InvalidLengthError("Upload-Defer-Length must be 1")
     return True
 

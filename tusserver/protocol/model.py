@@ -10,11 +10,14 @@ from pydantic import BaseModel
 
 from storage_backends.base import StorageRef
 
-__all__ = ["OFFSET_OCTET_STREAM", "TUS_RESUMABLE", "TUS_VERSION", "Extension", "UploadInfo"]
+__all__ = ["OFFSET_OCTET_STREAM", "OWS", "TUS_RESUMABLE", "TUS_VERSION", "Extension", "UploadInfo"]
 
 TUS_RESUMABLE = "1.0.0"
 TUS_VERSION = "1.0.0"  # comma-separated, most preferred first (tus §Tus-Version)
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+# RFC 9110 §5.6.3: optional whitespace is spaces and horizontal tabs only. Header values are trimmed of
+# these, never with a bare str.strip(), which also drops Unicode whitespace such as "\xa0" (latin-1 NBSP).
+OWS = " \t"
 
 
 class Extension(StrEnum):

@@ -1,0 +1,144 @@
+"""Receiving one body into an upload: stream it into storage, record progress on the way, record the end.
+
+The record is the truth: bytes count once a save (fenced by the lease, with Redis) names them. A long
+PATCH saves its progress every `--checkpoint-size` bytes or `--checkpoint-interval` seconds, so a crash
+loses at most that much of it; bytes that must first pass a checksum are recorded only at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import anyio
+from starlette.requests import Request
+
+from storage_backends.base import Appended, Checkpoints, StorageRef, SupportsDiscard
+from storage_backends.errors import StorageError
+from storage_backends.errors import StorageFullError as NoSpaceError
+from tusserver import finals
+from tusserver.body import BodyReader, digesting, splice_of
+from tusserver.context import TusContext
+from tusserver.locking import Lease
+from tusserver.protocol import rules
+from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
+from tusserver.protocol.errors import StorageFullError
+from tusserver.protocol.model import UploadInfo
+
+__all__ = ["Append", "Journal", "complete_if_done", "receive"]
+
+logger = logging.getLogger("tusserver")
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One body to append: the upload (with any newly declared length), the byte limit, the checksum,
+    and the body's declared size (Content-Length; None for a chunked body)."""
+
+    info: UploadInfo
+    limit: int | None
+    checksum: Checksum | None
+    was_complete: bool
+    size: int | None
+
+
+def hasher_is_slow(checksum: Checksum | None) -> bool:
+    """True for the hashes worth a worker thread per chunk."""
+    return checksum is not None and checksum.algorithm in SLOW_ALGORITHMS
+
+
+class Journal:
+    """The upload's record as this request last saved it; every save goes through here, fenced by the lease."""
+
+    def __init__(self, tus: TusContext, append: Append, lease: Lease) -> None:
+        self.tus, self.append, self.lease = tus, append, lease
+        self.recorded = append.info
+
+    def checkpoints(self) -> Checkpoints:
+        """The storage's way to record progress; with a checksum, bytes wait for the end."""
+        settings = self.tus.settings
+        if self.append.checksum is not None:
+            return Checkpoints(self.record)
+        return Checkpoints(self.record, every=settings.checkpoint_size, interval=settings.checkpoint_interval)
+
+    async def record(self, ref: StorageRef, length: int) -> None:
+        """A checkpoint: `ref` holds `length` durable bytes. Never the last byte: completing is the end's job
+        (the storage completes before the record says complete)."""
+        length_declared = self.append.info.length
+        if not self.append.was_complete and length_declared is not None and length >= length_declared:
+            return
+        await self.save(self.recorded.model_copy(update={"offset": length, "storage": ref}))
+
+    async def save(self, info: UploadInfo) -> None:
+        """Save `info` (fenced) and remove what the record it replaces held that it does not."""
+        with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
+            await self.tus.state.save(info, lease=self.lease)
+            old, self.recorded = self.recorded, info
+            await discard(self.tus, old.storage, info.storage)
+
+
+async def discard(tus: TusContext, old: StorageRef, new: StorageRef) -> None:
+    """Best effort: what a failure leaves behind, the sweep finds."""
+    if old != new and isinstance(tus.storage, SupportsDiscard):
+        try:
+            await tus.storage.discard(old, new)
+        except StorageError as exc:
+            logger.info("could not remove what %s no longer needs: %s", old.key, exc)
+
+
+async def receive(tus: TusContext, request: Request, append: Append, lease: Lease) -> UploadInfo:
+    """Stream the body into storage, record the new offset, then report how the body ended.
+
+    Bytes that are not recorded (a checksum mismatch) stay unacknowledged: the next append
+    at the recorded offset leaves them out (the storage contract).
+    """
+    body = BodyReader(
+        request.receive, limit=append.limit, read_timeout=tus.settings.read_timeout, splice=splice_of(request.scope)
+    )
+    lease.on_release_request(body.stop)
+    hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
+    chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
+    journal = Journal(tus, append, lease)
+    full: NoSpaceError | None = None
+    try:
+        stored = await tus.storage.append(
+            append.info.storage, append.info.offset, chunks, size=append.size, checkpoints=journal.checkpoints()
+        )
+    except NoSpaceError as exc:  # keep what was written before the disk filled up, if it can be checked
+        if exc.stored is None or hasher is not None:
+            raise
+        stored, full = exc.stored, exc
+    end = body.end or rules.BodyEnd.COMPLETE
+    if full is None:
+        rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
+    info = await _record_end(journal, stored)
+    if info.concat == "partial" and info.is_complete and not append.was_complete:
+        await finals.partial_completed(tus, info.id)
+    if full is not None:
+        raise StorageFullError() from full
+    error = rules.body_end_error(end)
+    if error is not None:
+        raise error
+    return info
+
+
+async def _record_end(journal: Journal, stored: Appended) -> UploadInfo:
+    tus, append = journal.tus, journal.append
+    update: dict[str, object] = {"offset": stored.length, "storage": stored.ref}
+    if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
+        update["expires_at"] = tus.expiry(tus.clock(), complete=stored.length == append.info.length)
+    info = append.info.model_copy(update=update)
+    with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
+        info = await complete_if_done(tus, info, was_complete=append.was_complete)
+        await journal.save(info)
+    return info
+
+
+async def complete_if_done(tus: TusContext, info: UploadInfo, *, was_complete: bool) -> UploadInfo:
+    """Complete the storage of an upload whose last byte is stored, and return it with the finished reference.
+
+    Before the offset is recorded, so a recorded complete upload is complete in storage too.
+    """
+    if info.is_complete and not was_complete:
+        return info.model_copy(update={"storage": await tus.storage.complete(info.storage, info.offset)})
+    return info

@@ -10,8 +10,10 @@ each open a new connection, ask about one existing upload and close (timed from 
 - `bodies`: `--slow` PATCHes inside their body, each sending a byte a second (busy: never reclaimed).
 - `over`: `--slow` + 100 one-byte heads, past `--limit-concurrency` (1024): each new client needs room made.
 
-Samples come right after the slow connections are open, well inside `--header-timeout` (10 s), so the heads
-are still held when the HEADs arrive. Writes `bench/results/slow-latest.json` (`--json PATH`).
+Once the server has every slow connection (an untimed HEAD on a new connection is answered: connections are
+accepted in order), one HEAD starts every `--interval` (10 ms), so 200 take about 2 s, well inside
+`--header-timeout` (10 s): the heads are still held when the HEADs arrive. Writes
+`bench/results/slow-latest.json` (`--json PATH`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add = parser.add_argument
     add("--slow", type=int, default=1000, help="slow connections held open (default 1000)")
     add("--samples", type=int, default=200, help="fresh HEADs timed per scenario (default 200)")
+    add("--interval", type=float, default=0.01, help="seconds from one HEAD's start to the next (default 0.01)")
     add("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
     add("--servers", default="tusserver", help="tusserver and/or tusserver-granian (default tusserver)")
     add("--timeout", type=float, default=10.0, help="bound on any one socket operation, seconds (default 10)")
@@ -121,6 +124,16 @@ def fresh_head(port: int, path: str, timeout: float) -> tuple[int, float]:
     return (int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0), elapsed
 
 
+def paced(port: int, path: str, args: argparse.Namespace) -> list[tuple[int, float]]:
+    """`--samples` fresh HEADs, one every `--interval` seconds (or back to back when one takes longer)."""
+    samples = []
+    start = time.monotonic()
+    for index in range(args.samples):
+        time.sleep(max(0.0, start + index * args.interval - time.monotonic()))
+        samples.append(fresh_head(port, path, args.timeout))
+    return samples
+
+
 def still_open(sockets: list[socket.socket]) -> int:
     """How many of the slow connections the server has not closed."""
     count = 0
@@ -145,8 +158,10 @@ def run_scenario(running: RunningServer, scenario: str, args: argparse.Namespace
     if scenario == "bodies":
         trickler.start()
     try:
+        # Untimed: answered once the server has accepted (in order) and read every slow connection before it.
+        fresh_head(running.port, path, args.timeout)
         open_s = time.monotonic() - opened_at
-        samples = [fresh_head(running.port, path, args.timeout) for _ in range(args.samples)]
+        samples = paced(running.port, path, args)
         sampled_s = time.monotonic() - opened_at
         rss = rss_mb(process_tree(running.process.pid))
         remaining = still_open(sockets)

@@ -76,6 +76,13 @@ class LocalStorage:
     def _segment_path(self, key: str, name: str) -> str:
         return f"{self._path(key)}{SEGMENTS}{os.sep}{name}"
 
+    def _files(self, ref: StorageRef) -> list[tuple[int, str]]:
+        """Where each of the upload's files starts, and its path: the upload's own file, then its segments."""
+        files = [(0, self._path(ref.key))]
+        for name in ref.extra.get("segments", "").split():
+            files.append((int(name.split("-", 1)[0]), self._segment_path(ref.key, name)))
+        return files
+
     async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
         """Create an empty file for the upload (see `StorageBackend.create`)."""
         path = self._path(key)
@@ -101,7 +108,7 @@ class LocalStorage:
         """Write `chunks` at `offset` into the upload's last file, or a new segment when a writer
         still holds that file (see the module docstring and `StorageBackend.append`)."""
         fd, ref = await self._open_for_append(ref, offset, checkpoints)
-        start = segments_of(ref)[-1][0]
+        start = self._files(ref)[-1][0]
         reservation = Reservation(fd, offset - start, None if size is None else offset - start + size)
         writer = _Writer(fd, start, offset, self.fsync, CheckpointClock(checkpoints, offset))
         try:
@@ -117,8 +124,7 @@ class LocalStorage:
         self, ref: StorageRef, offset: int, checkpoints: Checkpoints | None
     ) -> tuple[int, StorageRef]:
         """The descriptor to write at `offset` (positioned there, flocked) and the reference that holds it."""
-        start, name = segments_of(ref)[-1]
-        path = self._path(ref.key) if start == 0 else self._segment_path(ref.key, name)
+        start, path = self._files(ref)[-1]
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
@@ -163,9 +169,9 @@ class LocalStorage:
 
     async def stored_length(self, ref: StorageRef) -> int:
         """The bytes in the upload's files: where its last segment starts, plus that segment's size."""
-        start, name = segments_of(ref)[-1]
+        start, path = self._files(ref)[-1]
         try:
-            return start + os.stat(self._path(ref.key) if start == 0 else self._segment_path(ref.key, name)).st_size
+            return start + os.stat(path).st_size
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"no data file for {ref.key}") from exc
 
@@ -199,14 +205,13 @@ class LocalStorage:
 
     async def complete(self, ref: StorageRef, length: int) -> StorageRef:
         """Join the segments, if any, into the upload's file; returns the reference without them."""
-        segments = segments_of(ref)
-        if len(segments) == 1:
+        files = self._files(ref)
+        if len(files) == 1:
             return ref
-        ends = [start for start, _ in segments[1:]] + [length]
+        ends = [start for start, _ in files[1:]] + [length]
         sources: list[tuple[str, int | None]] = [
-            (self._segment_path(ref.key, name), end - start) for (start, name), end in zip(segments, ends, strict=True)
+            (path, end - start) for (start, path), end in zip(files, ends, strict=True)
         ]
-        sources[0] = (self._path(ref.key), ends[0])
         try:
             await anyio.to_thread.run_sync(self._join_segments, ref.key, sources)
         except FileNotFoundError as exc:
@@ -278,13 +283,6 @@ class LocalStorage:
 
     async def aclose(self) -> None:
         """No handles stay open between calls."""
-
-
-def segments_of(ref: StorageRef) -> list[tuple[int, str]]:
-    """Where each of the upload's files starts, and its name: the upload's own file first (named by
-    its key), then its segments, in order."""
-    names = ref.extra.get("segments", "").split()
-    return [(0, ref.key)] + [(int(name.split("-", 1)[0]), name) for name in names]
 
 
 class _Writer:

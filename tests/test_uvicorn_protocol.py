@@ -336,12 +336,13 @@ async def test_at_the_limit_the_connections_idle_longest_are_closed_first() -> N
     state, limit = ServerState(), 4  # uvicorn's limit: 3 connections served, the 4th answered 503
     busy_app = AnswerWhenTold()
     busy, busy_transport = connect(busy_app, server_state=state, limit=limit)
-    silent, silent_transport = connect(RecordingApp(), server_state=state, limit=limit)
+    _, silent_transport = connect(RecordingApp(), server_state=state, limit=limit)
     partial, partial_transport = connect(RecordingApp(), server_state=state, limit=limit)
     busy.data_received(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")  # inside a request: never reclaimed
     partial.data_received(b"G")  # one byte of a head
     connect(RecordingApp(), server_state=state, limit=limit)  # over the limit: the oldest idle one goes
-    assert silent_transport.closed and silent_transport.written == b""
+    assert silent_transport.closed
+    assert silent_transport.written == b""
     assert not partial_transport.closed
     newest_app = RecordingApp()
     newest, newest_transport = connect(newest_app, server_state=state, limit=limit)

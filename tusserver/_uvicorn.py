@@ -193,6 +193,7 @@ class PieceProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.cycle.response_complete and not self.transport.is_closing():  # no pipelined request started
+            self._idle.pop(self, None)
             self._idle[self] = None  # idle from now: last in the order
 
     def _closing(self) -> bool:

@@ -93,7 +93,11 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     at the recorded offset leaves them out (the storage contract).
     """
     body = BodyReader(
-        request.receive, limit=append.limit, read_timeout=tus.settings.read_timeout, splice=splice_of(request.scope)
+        request.receive,
+        limit=append.limit,
+        read_timeout=tus.settings.read_timeout,
+        min_rate=tus.settings.min_body_rate,
+        splice=splice_of(request.scope),
     )
     lease.on_release_request(body.stop)
     hasher = new_hasher(append.checksum.algorithm) if append.checksum else None

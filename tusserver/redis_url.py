@@ -101,9 +101,9 @@ def check_redis_url(url: str) -> None:
 def _host_port(text: str) -> tuple[str, int]:
     """`host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to Sentinel's 26379."""
     if text.startswith("["):
-        host, _, after = text[1:].partition("]")
+        host, bracket, after = text[1:].partition("]")
         port = after.removeprefix(":")
-        if after and not after.startswith(":"):
+        if not bracket or (after and not after.startswith(":")):
             raise ValueError(f"bad sentinel address {text!r}")
     else:
         host, _, port = text.rpartition(":") if ":" in text else (text, "", "")

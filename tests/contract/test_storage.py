@@ -365,10 +365,12 @@ async def test_lapsed_writer_never_touches_what_the_next_holder_recorded(
         start = record.length  # A recorded its first part (S3) or nothing yet (files)
         expected = big(0xAA, start) + big(0xBB, length - start)
         b = await storage.append(
-            record.ref, start, chunks(big(0xBB, length - start)), checkpoints=record.checkpoints("b")
+            record.ref, start, chunks(big(0xBB, length - start - 1000)), checkpoints=record.checkpoints("b")
         )
-        assert b.length == length
         a_resume.set()
+    # B goes on from where it stopped, in the place it chose (a segment of its own, for files).
+    b = await storage.append(b.ref, b.length, chunks(big(0xBB, 1000)), checkpoints=record.checkpoints("b"))
+    assert b.length == length
     ref = await storage.complete(b.ref, length)
     assert await contents(storage, ref) == expected
 

@@ -514,7 +514,7 @@ async def test_final_whose_deferred_partial_grows_past_max_size_is_never_joined(
     async with open_client(make_app(max_size=10)) as client:
         world = await create(client, None, **PARTIAL)
         location = await final(client, [await partial(client, b"hello"), world])
-        await patch(client, world, b" world", **{"Upload-Length": "6"})
+        await patch(client, world, b" world", 0, **{"Upload-Length": "6"})
         await run(client, [
             Exchange("HEAD", location, TUS, expect=413),
             Exchange("GET", location, TUS, expect=413, expect_code="ERR_MAX_SIZE_EXCEEDED"),

@@ -110,7 +110,7 @@ REFUSED_PREFLIGHTS = {
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("refused", REFUSED_PREFLIGHTS.values(), ids=REFUSED_PREFLIGHTS.keys())
-async def test_refused_preflight_is_an_error_of_the_table(make_app: AppFactory, refused: Mapping[str, str]) -> None:
+async def test_refused_preflight_is_an_error_of_the_table(make_app: AppFactory, refused: dict[str, str]) -> None:
     """Issue 19, defect 8: Starlette's plain "Disallowed CORS ..." 400 becomes `ERR_CORS_REJECTED: reason`, and keeps
     the preflight's CORS headers (a browser reads them to report why)."""
     async with open_client(make_app(cors_origins=("https://app.example",))) as client:

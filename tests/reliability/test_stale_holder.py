@@ -11,6 +11,7 @@ A answers without a 500 or a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -62,7 +63,7 @@ class Setup:
 @pytest.fixture(params=["local", "s3"])
 def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
     if request.param == "local":  # a body of 1 MiB or more is spliced from the socket into the file
-        yield Setup((), 4 * MiB, 2 * MiB, lambda a, loc: stored_size(a, loc) >= MiB, lambda a, loc: read_local(a, loc))
+        yield Setup((), 4 * MiB, 2 * MiB, lambda a, loc: stored_size(a, loc) >= MiB, read_local)
         return
     seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
     bucket = Bucket(seaweedfs, request.getfixturevalue("seaweedfs_bucket"))
@@ -143,11 +144,10 @@ def test_frozen_holder_never_touches_what_the_next_holder_acknowledged(
             assert patch(on_b, offset, expected[offset:middle]).status_code == 204
         finally:
             os.kill(a.pid, signal.SIGCONT)
-        # A wakes with stale bytes on its socket; send it the rest of its body, so it writes all it can.
-        try:
+        # A wakes with stale bytes on its socket; send it the rest of its body, so it writes all it can (it may
+        # stop reading and close once it finds its lock gone: fine).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(stale[queued:])
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it stopped reading once it found its lock gone: fine
         answer = read_response(sock)  # A is done with the upload once it has answered
     assert answer is None or answer.status in {400, 409, 423, 503}, answer
     assert head_offset(on_b) == middle

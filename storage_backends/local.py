@@ -50,6 +50,7 @@ from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageE
 __all__ = ["LocalStorage"]
 
 READ_CHUNK = 1024 * 1024
+FULL_DISK_SLACK = 1024 * 1024  # what an append that filled the disk frees again (not recorded: sent again)
 SEGMENTS = ".segments"  # <key>.segments/: the upload's segments and joins in progress
 
 
@@ -290,6 +291,7 @@ class _Writer:
 
     def __init__(self, fd: int, start: int, position: int, fsync: bool, clock: CheckpointClock) -> None:
         self.fd, self.start, self.position, self.fsync, self.clock = fd, start, position, fsync, clock
+        self.recorded = position  # never given back below this: the record holds it
 
     async def write(self, ref: StorageRef, chunks: AsyncIterable[bytes], reservation: Reservation) -> None:
         clock = self.clock
@@ -320,6 +322,7 @@ class _Writer:
         if self.clock.due(self.position):
             await self._sync()
             await self.clock.record(ref, self.position)
+            self.recorded = self.position
 
     async def _sync(self) -> None:
         if self.fsync:
@@ -331,6 +334,9 @@ class _Writer:
             return StorageError(f"cannot write {ref.key}: {exc.strerror}")
         # A splice that failed does not say what it moved; the file's size does (it only grew from here).
         self.position = max(self.position, self.start + os.fstat(self.fd).st_size)
+        # Give the last bytes back, so that the record of the rest has room (a state store on the same disk).
+        self.position = max(self.recorded, self.position - FULL_DISK_SLACK)
+        os.ftruncate(self.fd, self.position - self.start)
         try:
             await self._sync()
         except OSError:

@@ -33,6 +33,7 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.StorageFailureError, 500, "ERR_STORAGE"),
     (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
     (errors.StorageFullError, 507, "ERR_STORAGE_FULL"),
+    (errors.MalformedRequestError, 400, "ERR_MALFORMED_REQUEST"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
     (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
     (errors.HeadTimeoutError, 408, "ERR_HEADERS_TIMEOUT"),  # RFC 9110 §15.5.9

@@ -34,7 +34,7 @@ import anyio
 import anyio.to_thread
 
 from tusserver.locking import Lease
-from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
+from tusserver.protocol.errors import StorageFullError, UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
 __all__ = ["SQLiteStateStore"]
@@ -119,6 +119,15 @@ class SQLiteStateStore:
         return locked()
 
     async def _write(self, statement: str, row: tuple[object, ...]) -> int:
+        """`_commit_write`, with a full disk answered as such (507), not as an unexpected failure."""
+        try:
+            return await self._commit_write(statement, row)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise StorageFullError("no space left for the upload records; retry later") from exc
+            raise
+
+    async def _commit_write(self, statement: str, row: tuple[object, ...]) -> int:
         """Run one write statement in a transaction of its own, or with `fsync` in a group commit;
         returns its rowcount.
 

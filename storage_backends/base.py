@@ -23,6 +23,7 @@ __all__ = [
     "SupportsDiscard",
     "SupportsLimits",
     "SupportsOpen",
+    "SupportsSweep",
 ]
 
 
@@ -185,6 +186,25 @@ class SupportsDiscard(Protocol):
     async def discard(self, old: StorageRef, new: StorageRef) -> None:
         """Remove what `old` held that `new` does not; called once `new` is recorded. Best effort:
         what a crash leaves is found by the sweep.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+Lookup = Callable[[str], Awaitable[StorageRef | None]]
+"""`await lookup(key)`: the recorded reference of the upload created under `key`, None if it has no record."""
+
+
+@runtime_checkable
+class SupportsSweep(Protocol):
+    """Backends that can list what they hold, so that cleanup finds what no record names: the files, objects,
+    segments and tails left by a crash between creating and recording, or by a writer whose lock lapsed."""
+
+    async def sweep(self, lookup: Lookup, *, older_than: float) -> list[str]:
+        """Remove every item that no recorded reference holds and that has not changed for `older_than`
+        seconds (a younger one may belong to a request still running); returns the names removed.
 
         Raises:
             StorageError: the backend failed.

@@ -35,6 +35,7 @@ import functools
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar, cast
@@ -42,9 +43,9 @@ from typing import BinaryIO, ClassVar, cast
 import anyio.to_thread
 
 from storage_backends._checkpoint import CheckpointClock
-from storage_backends._keys import check_key
+from storage_backends._keys import KEY_PATTERN, check_key
 from storage_backends._reserve import Reservation
-from storage_backends.base import Appended, Checkpoints, SplicesInto, StorageRef
+from storage_backends.base import Appended, Checkpoints, Lookup, SplicesInto, StorageRef
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageFullError
 
 __all__ = ["LocalStorage"]
@@ -282,6 +283,34 @@ class LocalStorage:
         segments = functools.partial(shutil.rmtree, self._path(ref.key) + SEGMENTS, ignore_errors=True)
         await anyio.to_thread.run_sync(segments)
 
+    async def sweep(self, lookup: Lookup, *, older_than: float) -> list[str]:
+        """Remove files and segments that no record names and nobody changed for `older_than` seconds."""
+        removed = []
+        for key, name, path in await anyio.to_thread.run_sync(self._stale_files, time.time() - older_than):
+            ref = await lookup(key)
+            in_use = ref is not None and (name == key or name in ref.extra.get("segments", "").split())
+            if not in_use:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                removed.append(name if name == key else f"{key}{SEGMENTS}/{name}")
+        return removed
+
+    def _stale_files(self, changed_before: float) -> list[tuple[str, str, str]]:
+        """(key, name, path) of each upload file and segment last changed before `changed_before`; empty
+        segment directories go on the way."""
+        found = []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                key = entry.name.removesuffix(SEGMENTS)
+                if not KEY_PATTERN.fullmatch(key):
+                    continue
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < changed_before:
+                    found.append((key, key, entry.path))
+                elif entry.is_dir(follow_symlinks=False) and entry.name != key:
+                    old = entry.stat().st_mtime < changed_before  # an empty one may be a writer's, just made
+                    found += [(key, name, path) for name, path in _changed_before(entry.path, changed_before, old)]
+        return found
+
     async def aclose(self) -> None:
         """No handles stay open between calls."""
 
@@ -342,6 +371,17 @@ class _Writer:
         except OSError:
             return StorageFullError(f"no space left for {ref.key}")  # nothing since the last record is durable
         return StorageFullError(f"no space left for {ref.key}", Appended(self.position, ref))
+
+
+def _changed_before(directory: str, changed_before: float, remove_empty: bool) -> list[tuple[str, str]]:
+    """(name, path) of the files in `directory` last changed before `changed_before`; with `remove_empty`,
+    removes it if it is empty."""
+    with os.scandir(directory) as entries:
+        listed = [(entry.name, entry.path, entry.stat().st_mtime) for entry in entries]
+    if remove_empty and not listed:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+    return [(name, path) for name, path, changed in listed if changed < changed_before]
 
 
 def _storage_error(what: str, exc: OSError) -> StorageError:

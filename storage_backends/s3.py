@@ -35,9 +35,10 @@ from botocore.exceptions import (
     IncompleteReadError,
 )
 
+from storage_backends import s3_sweep
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._keys import check_key
-from storage_backends.base import Appended, Checkpoints, StorageRef
+from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.s3_layout import (
@@ -532,6 +533,10 @@ class S3Storage:
     async def _tail_keys(self, key: str) -> list[str]:
         listing = await self._call(f"list tails of {key}", "list_objects_v2", Prefix=tail_prefix(key))
         return [item["Key"] for item in listing.get("Contents", [])]
+
+    async def sweep(self, lookup: Lookup, *, older_than: float) -> list[str]:
+        """Remove the objects and multipart uploads that no record names (see `s3_sweep`)."""
+        return await s3_sweep.sweep(self, lookup, older_than=older_than)
 
     async def aclose(self) -> None:
         """Close the client's connections."""

@@ -146,7 +146,7 @@ def _redis_parts(
     try:
         # Imported here: redis is an optional dependency (`tusserver[redis]`).
         from redis.asyncio.retry import Retry  # noqa: PLC0415
-        from redis.backoff import ExponentialWithJitterBackoff  # noqa: PLC0415
+        from redis.backoff import EqualJitterBackoff  # noqa: PLC0415
 
         from tusserver.redis_client import redis_client  # noqa: PLC0415
         from tusserver.redis_locking import RedisLocker  # noqa: PLC0415
@@ -157,7 +157,7 @@ def _redis_parts(
     # Each command may wait socket_timeout for an answer, and is tried 3 times (redis-py's default is 11),
     # so an unanswering Redis ends a request with 503 within ~16 s instead of a minute; the retries
     # (after 50-500 ms) ride out a dropped connection, and a Sentinel failover's switch of master.
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
+    retry = Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries=2)
     client = redis_client(
         settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2, retry=retry
     )

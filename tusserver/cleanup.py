@@ -1,4 +1,5 @@
-"""Removing expired uploads: the `tusserver cleanup` command and the server's periodic sweep."""
+"""Removing expired uploads and what no record names: the `tusserver cleanup` command and the server's
+periodic sweep."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ from datetime import datetime
 
 import anyio
 
-from storage_backends.base import SupportsDelete
+from storage_backends.base import StorageRef, SupportsDelete, SupportsSweep
 from storage_backends.errors import StorageError
 from tusserver.context import TusContext
-from tusserver.protocol.errors import TusError
+from tusserver.protocol.errors import TusError, UploadNotFoundError
 
-__all__ = ["remove_expired", "sweep_forever"]
+__all__ = ["ORPHAN_AGE", "remove_expired", "remove_orphans", "sweep_forever"]
+
+# Stored things no record names are removed once nothing changed them for this long: a request that
+# creates or writes one records it within seconds (a POST, a PATCH's segment), so a day is far past any.
+ORPHAN_AGE = 86400.0
 
 logger = logging.getLogger("tusserver")
 
@@ -52,13 +57,34 @@ async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> 
     return True
 
 
+async def remove_orphans(tus: TusContext, *, older_than: float = ORPHAN_AGE) -> list[str]:
+    """Remove what the storage holds that no record names and nothing changed for `older_than` seconds:
+    the data of a creation that crashed before its record, segments and tails of writers that crashed or
+    whose lock lapsed. Returns what was removed (nothing for a storage that cannot list what it holds)."""
+    if not isinstance(tus.storage, SupportsSweep):
+        return []
+
+    async def lookup(key: str) -> StorageRef | None:
+        try:
+            return (await tus.state.get(key)).storage
+        except UploadNotFoundError:
+            return None
+
+    removed = await tus.storage.sweep(lookup, older_than=older_than)
+    for name in removed:
+        logger.info("removed %s, which no upload record names", name)
+    return removed
+
+
 async def sweep_forever(tus: TusContext, interval: float) -> None:
-    """Run `remove_expired` every `interval` seconds until cancelled; a failed sweep is logged and retried."""
+    """Run `remove_expired` and `remove_orphans` every `interval` seconds until cancelled; a failed sweep is
+    logged and retried."""
     while True:
         await anyio.sleep(interval)
         try:
             removed = await remove_expired(tus, tus.clock())
+            orphans = await remove_orphans(tus)
         except Exception:  # a storage or state outage must not end the sweeps
             logger.exception("expired-upload sweep failed")
         else:
-            logger.info("expired-upload sweep removed %d upload(s)", len(removed))
+            logger.info("sweep removed %d expired upload(s) and %d orphan(s)", len(removed), len(orphans))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from storage_backends.base import SupportsOpen
 from storage_backends.errors import StorageError
 from tusserver.app import create_app, default_storage
-from tusserver.cleanup import remove_expired
+from tusserver.cleanup import remove_expired, remove_orphans
 from tusserver.context import TusContext
 from tusserver.servers import run
 from tusserver.settings import Settings
@@ -177,8 +177,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (StorageError, RuntimeError) as exc:
         raise SystemExit(f"tusserver: {exc}") from None
     if command == "cleanup":
-        removed = anyio.run(_cleanup, settings)
+        removed, orphans = anyio.run(_cleanup, settings)
         print(f"removed {len(removed)} expired upload(s)", *removed, sep="\n")
+        print(f"removed {len(orphans)} item(s) no upload record names", *orphans, sep="\n")
     else:
         run(settings)
 
@@ -193,10 +194,10 @@ async def _check_storage(settings: Settings) -> None:
         await storage.aclose()
 
 
-async def _cleanup(settings: Settings) -> list[str]:
+async def _cleanup(settings: Settings) -> tuple[list[str], list[str]]:
     tus: TusContext = create_app(settings).state.tus
     try:
-        return await remove_expired(tus, tus.clock())
+        return await remove_expired(tus, tus.clock()), await remove_orphans(tus)
     finally:
         await tus.aclose()
 

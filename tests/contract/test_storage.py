@@ -10,18 +10,27 @@ import anyio
 import pytest
 
 from storage_backends import LocalStorage, MemoryStorage
-from storage_backends.base import Checkpoints, StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete
+from storage_backends.base import (
+    Checkpoints,
+    StorageBackend,
+    StorageRef,
+    SupportsConcatenate,
+    SupportsDelete,
+    SupportsDiscard,
+    SupportsSweep,
+)
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageUnavailableError
 
 STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
+EVERYTHING = {SupportsDelete, SupportsConcatenate, SupportsDiscard, SupportsSweep}
 CAPABILITIES: dict[str, set[type]] = {
     "memory": {SupportsDelete, SupportsConcatenate},
-    "local": {SupportsDelete, SupportsConcatenate},
-    "local-fsync": {SupportsDelete, SupportsConcatenate},
-    "s3-seaweedfs": {SupportsDelete, SupportsConcatenate},
-    "s3-seaweedfs-https": {SupportsDelete, SupportsConcatenate},
-    "s3-moto": {SupportsDelete, SupportsConcatenate},
+    "local": EVERYTHING,
+    "local-fsync": EVERYTHING,
+    "s3-seaweedfs": EVERYTHING,
+    "s3-seaweedfs-https": EVERYTHING,
+    "s3-moto": EVERYTHING,
 }
 
 
@@ -63,7 +72,7 @@ async def store(storage: StorageBackend, ref: StorageRef, offset: int, *pieces: 
 
 @pytest.mark.anyio
 async def test_declared_capabilities_match(storage: StorageBackend, storage_name: str) -> None:
-    declared = {capability for capability in (SupportsDelete, SupportsConcatenate) if isinstance(storage, capability)}
+    declared = {capability for capability in EVERYTHING if isinstance(storage, capability)}
     assert declared == CAPABILITIES[storage_name]
 
 
@@ -403,3 +412,28 @@ async def test_checkpoints_record_progress_that_a_crash_keeps(storage: StorageBa
     resumed = await storage.append(record.ref, record.length, chunks(data[record.length :]))
     ref = await storage.complete(resumed.ref, len(data))
     assert await contents(storage, ref) == data
+
+
+@pytest.mark.anyio
+async def test_sweep_removes_only_what_no_record_names(storage: StorageBackend, storage_name: str) -> None:
+    """Issue 19, defect 3: what a crash leaves (an upload created but never recorded, a writer's bytes whose
+    record never came) goes; every recorded upload stays whole."""
+    if not isinstance(storage, SupportsSweep):
+        pytest.skip(f"{storage_name} does not outlive its process: nothing is left by a crash")
+    finished_ref = await finished(storage, "done", b"finished bytes")
+    open_ref = await store(storage, await storage.create("open", length=20), 0, b"recorded")
+    await storage.append(open_ref, 8, chunks(b"never recorded"))  # its record never came (a crash)
+    orphan = await store(storage, await storage.create("orphan", length=20), 0, b"no record at all")
+    records = {"done": finished_ref, "open": open_ref}
+
+    async def lookup(key: str) -> StorageRef | None:
+        return records.get(key)
+
+    removed = await storage.sweep(lookup, older_than=0)
+    assert removed
+    assert await contents(storage, finished_ref) == b"finished bytes"
+    resumed = await store(storage, open_ref, 8, b"and the rest")
+    assert await contents(storage, await storage.complete(resumed, 20)) == b"recordedand the rest"
+    with pytest.raises(BlobNotFoundError):
+        await storage.stored_length(orphan)
+    assert await storage.sweep(lookup, older_than=0) == []

@@ -8,7 +8,9 @@ uploads through a real server with a 1 s lifetime and then wait, in real time, u
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -47,6 +49,9 @@ def head_status(location: str) -> int:
     return requests.head(location, headers=TUS, timeout=IO_TIMEOUT).status_code
 
 
+NOTHING_REMOVED = ["removed 0 expired upload(s)", "removed 0 item(s) no upload record names"]
+
+
 def expired_and_finished(server: ServerProcess) -> tuple[str, str]:
     """An unfinished upload that has expired and a finished one, created at the same time; stops the server."""
     expired, finished = create_upload(server, 10), create_upload(server, 5)
@@ -73,7 +78,11 @@ def test_cleanup_removes_expired_upload_and_reports_it(start_server: StartServer
     expired, _ = expired_and_finished(server)
     done = run_cleanup(server.data_dir)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["removed 1 expired upload(s)", upload_id(expired)]
+    assert done.stdout.splitlines() == [
+        "removed 1 expired upload(s)",
+        upload_id(expired),
+        "removed 0 item(s) no upload record names",
+    ]
     assert not server.stored_path(expired).exists()
 
 
@@ -99,12 +108,37 @@ def test_second_cleanup_removes_nothing(start_server: StartServer) -> None:
     expired_and_finished(server)
     assert run_cleanup(server.data_dir).returncode == 0
     done = run_cleanup(server.data_dir)
-    assert (done.returncode, done.stdout.splitlines()) == (0, ["removed 0 expired upload(s)"])
+    assert (done.returncode, done.stdout.splitlines()) == (0, NOTHING_REMOVED)
 
 
 def test_cleanup_of_new_data_directory_removes_nothing(tmp_path: Path) -> None:
     done = run_cleanup(tmp_path / "data")
-    assert (done.returncode, done.stdout.splitlines()) == (0, ["removed 0 expired upload(s)"])
+    assert (done.returncode, done.stdout.splitlines()) == (0, NOTHING_REMOVED)
+
+
+def test_cleanup_removes_data_no_record_names_once_it_is_a_day_old(start_server: StartServer) -> None:
+    """Issue 19, defect 3: a crash between creating an upload's file and its record, or a writer that crashed
+    in a segment of its own, leaves data no record names; cleanup removes it once nothing touched it for a
+    day (younger data may belong to a request still running), and keeps every upload's own."""
+    server = start_server()
+    kept = create_upload(server, 5)
+    assert patch(kept, 0, b"hello").status_code == 204
+    assert server.stop() == 0
+    uploads, day_ago = server.data_dir / "uploads", time.time() - 86400 - 60
+    orphan, young = uploads / ("a" * 32), uploads / ("b" * 32)
+    segment = uploads / f"{upload_id(kept)}.segments" / "0-0123456789abcdef"
+    segment.parent.mkdir()
+    for path in (orphan, young, segment):
+        path.write_bytes(b"left behind")
+    for path in (orphan, segment, server.stored_path(kept)):
+        os.utime(path, (day_ago, day_ago))
+    done = run_cleanup(server.data_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["removed 0 expired upload(s)", "removed 2 item(s) no upload record names"]
+    assert not orphan.exists()
+    assert not segment.exists()
+    assert young.exists()
+    assert server.stored_path(kept).read_bytes() == b"hello"
 
 
 def test_server_with_cleanup_interval_removes_expired_upload_itself(start_server: StartServer) -> None:

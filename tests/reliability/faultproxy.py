@@ -61,6 +61,7 @@ class _Faults:
     reset_after: int | None = None
     errors_left: int | None = 0  # canned responses still to give; None: every request
     status: int = 503
+    code: str | None = None
     black_hole: bool = False
     generation: int = 0  # bumped by every switch, so connections notice it
 
@@ -103,10 +104,11 @@ class FaultProxy:
         """Reset every connection once it has relayed `after` more bytes towards the target."""
         self._switch(_Faults(reset_after=after))
 
-    def errors(self, status: int = 503, *, count: int | None = None) -> None:
-        """Answer the next `count` HTTP requests (every one, with None) with a canned `status`."""
+    def errors(self, status: int = 503, *, count: int | None = None, code: str | None = None) -> None:
+        """Answer the next `count` HTTP requests (every one, with None) with a canned `status`, its XML
+        error naming `code` (S3's name for the status by default; Azure's is e.g. "ServerBusy")."""
         assert self.http, "canned HTTP answers need FaultProxy(..., http=True)"
-        self._switch(_Faults(errors_left=count, status=status))
+        self._switch(_Faults(errors_left=count, status=status, code=code))
 
     def black_hole(self) -> None:
         """Accept connections and never answer; open connections fall silent too."""
@@ -121,8 +123,8 @@ class FaultProxy:
         with self._lock:
             return self._faults
 
-    def take_error(self) -> int | None:
-        """The status to answer the request just read with, or None to relay it (counts it down)."""
+    def take_error(self) -> bytes | None:
+        """The canned answer to the request just read, or None to relay it (counts it down)."""
         with self._lock:
             faults = self._faults
             if faults.errors_left == 0:
@@ -130,7 +132,7 @@ class FaultProxy:
             if faults.errors_left is not None:
                 faults.errors_left -= 1
             self.stats.canned_responses += 1
-            return faults.status
+            return canned_response(faults.status, faults.code)
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -413,13 +415,12 @@ class _Requests:
             fields[name.strip().lower()] = value.strip().lower()
         self.blind = b"chunked" in fields.get(b"transfer-encoding", b"")
         self.body_left = int(fields.get(b"content-length", b"0") or b"0")
-        status = self.proxy.take_error()
-        return None if status is None else canned_response(status)
+        return self.proxy.take_error()
 
 
-def canned_response(status: int) -> bytes:
-    """An S3-style error answer (`<Error><Code>...`) that closes the connection."""
-    code = _S3_CODES.get(status, "InternalError")
+def canned_response(status: int, code: str | None = None) -> bytes:
+    """An XML error answer (`<Error><Code>...`, as S3 and Azure Blob send) that closes the connection."""
+    code = code or _S3_CODES.get(status, "InternalError")
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
         f"<Message>injected by the fault proxy</Message></Error>"

@@ -23,7 +23,7 @@ from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageE
 
 STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
-EVERYTHING = {SupportsDelete, SupportsConcatenate, SupportsDiscard, SupportsSweep}
+EVERYTHING: set[type] = {SupportsDelete, SupportsConcatenate, SupportsDiscard, SupportsSweep}
 CAPABILITIES: dict[str, set[type]] = {
     "memory": {SupportsDelete, SupportsConcatenate},
     "local": EVERYTHING,

@@ -112,7 +112,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     elif request.param == "local-redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"crash{secrets.token_hex(4)}:"
-        yield Backend("local-redis", tmp_path, (*data, "--redis-url", redis.url, "--redis-prefix", prefix))
+        flags = (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")  # a dead lock lapses soon
+        yield Backend("local-redis", tmp_path, flags)
     else:
         seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
         request.getfixturevalue("aws_credentials")  # for the sweep, which runs in this process

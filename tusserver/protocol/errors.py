@@ -250,6 +250,9 @@ class UploadLockedError(TusError):
     code = "ERR_UPLOAD_LOCKED"
     default_message = "another request is using this upload; retry later"
 
+    def _headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}  # the holder was asked to let go; a lapsed lock frees itself within --lock-ttl
+
 
 class UploadExistsError(TusError):
     status = 409

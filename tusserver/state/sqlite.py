@@ -123,7 +123,7 @@ class SQLiteStateStore:
         try:
             return await self._commit_write(statement, row)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:  # None: not from SQLite itself
                 raise StorageFullError("no space left for the upload records; retry later") from exc
             raise
 

@@ -112,7 +112,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     elif request.param == "local-redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"crash{secrets.token_hex(4)}:"
-        flags = (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")  # a dead lock lapses soon
+        # --lock-ttl 1: the killed server's locks lapse within a second
+        flags = (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")
         yield Backend("local-redis", tmp_path, flags)
     else:
         seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")

@@ -94,7 +94,16 @@ def test_temporary_failures_are_retryable_statuses(cls: type[errors.TusError], s
         (errors.MethodNotAllowedError(), {}),
         (errors.InvalidOffsetError(), {}),
     ],
-    ids=["412-tus-version", "409-offset", "503-retry-after", "507-retry-after", "423-retry-after", "405-allow", "405-no-allow", "plain"],
+    ids=[
+        "412-tus-version",
+        "409-offset",
+        "503-retry-after",
+        "507-retry-after",
+        "423-retry-after",
+        "405-allow",
+        "405-no-allow",
+        "plain",
+    ],
 )
 def test_error_own_headers(error: errors.TusError, expected: dict[str, str]) -> None:
     assert error.headers() == expected

@@ -255,6 +255,8 @@ class LocalStorage:
             raise
         finally:
             os.close(fd)
+        with contextlib.suppress(OSError):  # still holds segments (the caller discards them once recorded)
+            os.rmdir(directory)
         if self.fsync:
             _fsync_dir(self.root)
 
@@ -345,7 +347,8 @@ class _Writer:
                 self.position += written
                 view = view[written:]
             await self._checkpoint_if_due(ref)
-        await self._sync()
+        if self.position > self.recorded:
+            await self._sync()
 
     async def _checkpoint_if_due(self, ref: StorageRef) -> None:
         if self.clock.due(self.position):

@@ -82,6 +82,9 @@ class PartWriter:
         self.slots = anyio.Semaphore(storage.options.part_concurrency)
         self.failure: StorageError | None = None
         self.new_bytes = False
+        self.in_flight: dict[int, anyio.Event] = {}  # index in `parts` -> set once that part is stored
+        self.checkpointing = False
+        self._recording = anyio.Lock()  # records go out one at a time, each with every number reserved so far
 
     async def load_tail(self) -> None:
         """Start from the recorded bytes of the part being filled (leaving out any unacknowledged rest)
@@ -114,10 +117,10 @@ class PartWriter:
             view = view[take:]
             if len(self.buffer) == self.upload.part_size:
                 await self._send_full_part()
-                if self.clock.due(self.position):  # at a part boundary the tail to write is empty
-                    await self.checkpoint()
-        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline:
-            await self.checkpoint()
+                if self.clock.due(self.position) and not self.checkpointing:
+                    self._checkpoint_soon()
+        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline and not self.checkpointing:
+            await self.checkpoint()  # a slow body: at most a part's worth is waiting, not worth a task
 
     async def _send_full_part(self) -> None:
         if self.next_part >= self.reserved_until:
@@ -126,6 +129,7 @@ class PartWriter:
         data, reserved, number = self.buffer, self.reserved, self.next_part
         self.buffer, self.reserved = bytearray(), 0
         self.parts.append((number, ""))  # the ETag is filled in when the upload answers
+        self.in_flight[len(self.parts) - 1] = anyio.Event()
         self.next_part += 1
         self.part_start += self.upload.part_size
         assert self.tasks is not None
@@ -137,12 +141,21 @@ class PartWriter:
         until = min(self.next_part + self._window(), MAX_PARTS + 1)
         if self.next_part > MAX_PARTS:
             raise StorageError(f"{self.upload.key} has used all {MAX_PARTS} part numbers")
-        if self.clock.checkpoints is not None:
-            upload, position = self.recorded
-            upload = replace(upload, next_part=until)
-            await self.clock.checkpoints.record(upload.ref(), position)
+        self.reserved_until = until  # used only once recorded: this writer waits here until then
+        await self._record()
+
+    async def _record(self, upload: Upload | None = None, position: int = 0) -> None:
+        """Record `upload` holding `position` bytes (None: what is recorded already), with every part number
+        reserved so far. Without checkpoints (one writer, whose lock cannot lapse) nothing needs recording."""
+        checkpoints = self.clock.checkpoints
+        if checkpoints is None:
+            return
+        async with self._recording:
+            if upload is None:
+                upload, position = self.recorded
+            upload = replace(upload, next_part=self.reserved_until)
+            await checkpoints.record(upload.ref(), position)
             self.recorded = (upload, position)
-        self.reserved_until = until
 
     def _window(self) -> int:
         """How many numbers one reservation takes: about one checkpoint's worth of parts."""
@@ -160,6 +173,7 @@ class PartWriter:
             del data
             self.storage.budget.release(reserved)
             self.slots.release()
+            self.in_flight.pop(index).set()
 
     def raise_failure(self) -> None:
         if self.failure is not None:
@@ -176,23 +190,48 @@ class PartWriter:
 
     async def checkpoint(self) -> None:
         """Record the bytes so far: the parts uploaded, and the rest in a new tail of this writer's."""
-        await self._drain()
-        upload = await self._write_tail(self.reserved_until)  # this writer may still use its reserved numbers
-        await self.clock.record(upload.ref(), self.position)
-        self.recorded = (upload, self.position)
-        self.new_bytes = False
+        self.checkpointing = True
+        try:
+            await self._drain()
+            await self._record(await self._write_tail(len(self.parts), self.buffer), self.position)
+            self.clock.passed(self.position)
+            self.new_bytes = False
+        finally:
+            self.checkpointing = False
+
+    def _checkpoint_soon(self) -> None:
+        """At a part boundary: record it once the parts before it are stored, while the body goes on."""
+        self.checkpointing = True
+        self.clock.passed(self.position)
+        assert self.tasks is not None
+        self.tasks.start_soon(self._checkpoint_at, len(self.parts), self.position)
+
+    async def _checkpoint_at(self, count: int, position: int) -> None:
+        try:
+            for index, stored in list(self.in_flight.items()):
+                if index < count:
+                    await stored.wait()
+            self.raise_failure()
+            await self._record(await self._write_tail(count, b""), position)
+        except StorageError as exc:
+            self.failure = self.failure or exc
+            assert self.tasks is not None
+            self.tasks.cancel_scope.cancel()
+        finally:
+            self.checkpointing = False
 
     async def finish(self) -> tuple[Upload, int]:
         """Once every part upload has answered: the upload (with this writer's last tail) and its length."""
         if not self.new_bytes:
             return self.recorded
-        return await self._write_tail(self.next_part), self.position  # done: numbers it did not use are free
+        upload = await self._write_tail(len(self.parts), self.buffer)
+        return replace(upload, next_part=self.next_part), self.position  # done: numbers it did not use are free
 
-    async def _write_tail(self, next_part: int) -> Upload:
-        number = len(self.parts) + 1
-        name = tail_key(self.upload.key, number, f"{self.token}{self.position:x}")
-        await self.storage.put(name, TailHeader(tuple(self.parts)).encode() + self.buffer)
-        return replace(self.upload, tail=name.removeprefix(tail_prefix(self.upload.key)), next_part=next_part)
+    async def _write_tail(self, count: int, rest: bytes | bytearray) -> Upload:
+        """A new tail of this writer's: the first `count` full parts, then the bytes `rest` of the next."""
+        name = tail_key(self.upload.key, count + 1, f"{self.token}{count * self.upload.part_size + len(rest):x}")
+        await self.storage.put(name, TailHeader(tuple(self.parts[:count])).encode() + rest)
+        return replace(self.upload, tail=name.removeprefix(tail_prefix(self.upload.key)))
 
     def release(self) -> None:
         self.storage.budget.release(self.reserved)

@@ -69,6 +69,14 @@ class Journal:
             return
         await self.save(self.recorded.model_copy(update={"offset": length, "storage": ref}))
 
+    async def fence(self) -> None:
+        """Before the storage finishes the upload (S3 completes it, files join their segments), make sure this
+        request still holds its lock, as far as a lock that can lapse (Redis) allows: save the record as it is,
+        fenced. A writer paused past its lock gets the refusal here instead of finishing with its own bytes;
+        the window left is the time between this save and the storage's own call."""
+        if getattr(self.lease, "fence", None) is not None:
+            await self.tus.state.save(self.recorded, lease=self.lease)
+
     async def save(self, info: UploadInfo) -> None:
         """Save `info` (fenced) and remove what the record it replaces held that it does not."""
         with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
@@ -133,6 +141,8 @@ async def _record_end(journal: Journal, stored: Appended) -> UploadInfo:
         update["expires_at"] = tus.expiry(tus.clock(), complete=stored.length == append.info.length)
     info = append.info.model_copy(update=update)
     with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
+        if info.is_complete and not append.was_complete:
+            await journal.fence()
         info = await complete_if_done(tus, info, was_complete=append.was_complete)
         await journal.save(info)
     return info

@@ -29,6 +29,7 @@ from storage_backends.base import StorageRef
 from storage_backends.memory import MemoryStorage
 from tests.http.asgi import Captured, ScriptedReceive, asgi_call, chunk, open_client, patch_scope, upload_id
 from tests.http.conftest import AppFactory
+from tests.http.doubles import CompletionRecorder
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tests.redis_server import RedisServer
 from tests.server_process import free_ports
@@ -186,6 +187,28 @@ async def test_holder_that_lost_its_lock_records_nothing(
         stalled = await stall_on(app_a, location, taken_over)
     assert stalled.status != 500
     assert UploadInfo.model_validate_json(await redis_client.get(record) or "").offset == 0
+
+
+async def test_holder_that_lost_its_lock_never_finishes_the_upload_in_storage(
+    redis_server: RedisServer, redis_client: Redis, prefix: str, tmp_path: Path
+) -> None:
+    """Issue 19: a holder paused past its lock that wakes with the last byte must not complete the upload in
+    storage (S3 would finish the object with its bytes): a fenced save comes first, and is refused."""
+    storage = CompletionRecorder()
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, redis_prefix=prefix, lock_ttl=5)
+    app = create_app(settings, storage=storage)
+    try:
+        async with open_client(app) as client:
+            location = await create(client, 5)
+
+            async def taken_over() -> None:
+                await redis_client.set(f"{prefix}lock:{upload_id(location)}", "instance-b", px=5000)
+
+            stalled = await stall_on(app, location, taken_over)  # it holds all 5 bytes when it finds out
+    finally:
+        await app.state.tus.aclose()
+    assert stalled.status == 423
+    assert storage.completed == []
 
 
 # --- Redis unreachable -------------------------------------------------------------------------------------------
@@ -473,14 +496,22 @@ async def test_patch_costs_two_round_trips_besides_the_lock(
     counted: tuple[httpx.AsyncClient, Sent], prefix: str
 ) -> None:
     client, sent = counted
-    location = await create(client, 10)
+    location = await create(client, 15)
     await run(client, [patch_step(location, 0, b"hello")])  # the first save loads the script into Redis
     sent.clear()
     await run(client, [patch_step(location, 5, b"world")])
     upload, lock = upload_id(location), f"{prefix}lock:{upload_id(location)}"
-    assert [command for command in sent if command[1] != lock] == [("GET", f"{prefix}upload:{upload}"),
-                                                                   ("EVALSHA", f"{prefix}upload:{upload}")]  # fmt: skip
+    record = f"{prefix}upload:{upload}"
+    assert [command for command in sent if command[1] != lock] == [("GET", record), ("EVALSHA", record)]
     assert [command for command in sent if command[1] == lock] == [("SET", lock), ("EVALSHA", lock)]
+    # The PATCH that completes the upload saves once more, fenced, before the storage finishes it (issue 19).
+    sent.clear()
+    await run(client, [patch_step(location, 10, b"done!")])
+    assert [command for command in sent if command[1] != lock] == [
+        ("GET", record),
+        ("EVALSHA", record),
+        ("EVALSHA", record),
+    ]
 
 
 async def test_served_locker_shares_one_subscription(redis_client: Redis, prefix: str) -> None:

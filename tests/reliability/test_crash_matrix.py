@@ -113,15 +113,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"crash{secrets.token_hex(4)}:"
         # --lock-ttl 1: the killed server's locks lapse within a second
-        flags = (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")
-        yield Backend("local-redis", tmp_path, flags)
+        yield Backend(
+            "local-redis", tmp_path, (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")
+        )
     else:
         seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
         request.getfixturevalue("aws_credentials")  # for the sweep, which runs in this process
         bucket = Bucket(seaweedfs, request.getfixturevalue("seaweedfs_bucket"))
         try:
-            flags = (*data, *bucket.flags("--s3-part-size", "5M"))
-            yield Backend("s3", tmp_path, flags, bucket, size=12 * MiB)
+            yield Backend("s3", tmp_path, (*data, *bucket.flags("--s3-part-size", "5M")), bucket, size=12 * MiB)
         finally:
             bucket.empty()
             bucket.client.close()

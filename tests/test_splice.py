@@ -1,4 +1,4 @@
-"""Large bodies spliced into files on uvicorn (tusserver/_uvicorn.py, tusserver/_splice.py and
+"""Large bodies spliced into files on uvicorn (tusserver/serving/_uvicorn.py, tusserver/serving/_splice.py and
 `BodyReader.splice_into`), on a real uvicorn server in this process, over real sockets.
 
 The app splices each request's body into a file of its own and records how it ended. Each test
@@ -25,10 +25,10 @@ import uvicorn
 from anyio.abc import SocketStream
 from starlette.types import Receive, Scope, Send
 
-from tusserver import _uvicorn
-from tusserver._uvicorn import SPLICE_MIN, PieceProtocol
-from tusserver.body import BodyReader, splice_of
+from tusserver.pipeline.body import BodyReader, splice_of
 from tusserver.protocol.rules import BodyEnd
+from tusserver.serving import _uvicorn
+from tusserver.serving._uvicorn import SPLICE_MIN, PieceProtocol
 
 pytestmark = pytest.mark.anyio
 
@@ -275,7 +275,7 @@ async def test_the_read_timeout_counts_from_the_last_bytes_not_from_the_start_of
 
 
 async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:
-    # What a lock-release request does to the PATCH holding the lock (tusserver/locking.py).
+    # What a lock-release request does to the PATCH holding the lock (tusserver/coordination/locking.py).
     app = SplicingApp(tmp_path)
     sent = os.urandom(2 * SPLICE_MIN)
     async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:

@@ -1,4 +1,4 @@
-"""PieceProtocol (tusserver/_uvicorn.py) on uvicorn's real HTTP machinery, fed bytes as a socket would.
+"""PieceProtocol (tusserver/serving/_uvicorn.py) on uvicorn's real HTTP machinery, fed bytes as a socket would.
 
 Body pieces: every test checks what the app receives: exact `bytes`, the pieces in order, nothing
 lost or doubled, whichever way they arrive. Heads: one past MAX_HEAD gets a 431 and the connection
@@ -20,8 +20,8 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from tusserver._uvicorn import HEAD_TIMEOUT, MAX_HEAD, PieceProtocol
-from tusserver.servers import _uvicorn_protocol
+from tusserver.serving._uvicorn import HEAD_TIMEOUT, MAX_HEAD, PieceProtocol
+from tusserver.serving.servers import _uvicorn_protocol
 from tusserver.settings import Settings
 
 pytestmark = pytest.mark.anyio

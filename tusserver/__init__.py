@@ -1,11 +1,11 @@
 """tusserver: a tus 1.0 resumable upload server as a Starlette ASGI app."""
 
 from tusserver.app import create_app
-from tusserver.locking import Locker, MemoryLocker
+from tusserver.coordination.locking import Locker, MemoryLocker
+from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
 from tusserver.protocol import errors
 from tusserver.protocol.errors import TusError
 from tusserver.settings import Settings
-from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
 
 __all__ = [
     "Locker",

@@ -1,5 +1,5 @@
 """`python -m tusserver`."""
 
-from tusserver.cli import main
+from tusserver.serving.cli import main
 
 main()

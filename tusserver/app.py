@@ -18,18 +18,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete, SupportsOpen
 from storage_backends.local import LocalStorage
-from tusserver.cleanup import sweep_forever
 from tusserver.context import TusContext, utcnow
-from tusserver.endpoints import Endpoints, Handler
-from tusserver.locking import Locker, MemoryLocker, SupportsServe
-from tusserver.middleware import TusMiddleware, to_starlette
+from tusserver.coordination.cleanup import sweep_forever
+from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
+from tusserver.coordination.state.base import UploadStateStore
+from tusserver.coordination.state.sqlite import SQLiteStateStore
+from tusserver.pipeline.endpoints import Endpoints, Handler
+from tusserver.pipeline.middleware import TusMiddleware, to_starlette
 from tusserver.protocol import responses
 from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNotFoundError
 from tusserver.protocol.rules import supported_extensions
+from tusserver.protocol.urls import TrustedProxies
 from tusserver.settings import Settings
-from tusserver.state.base import UploadStateStore
-from tusserver.state.sqlite import SQLiteStateStore
-from tusserver.urls import TrustedProxies
 
 __all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app", "default_storage"]
 
@@ -142,15 +142,15 @@ def _redis_parts(
     settings: Settings, state: UploadStateStore | None, locker: Locker | None
 ) -> tuple[UploadStateStore, Locker]:
     """The Redis state store and locker, sharing one client (a plain URL, or a Sentinel one:
-    `tusserver.redis_url`); imported only when configured."""
+    `tusserver.coordination.redis_url`); imported only when configured."""
     try:
         # Imported here: redis is an optional dependency (`tusserver[redis]`).
         from redis.asyncio.retry import Retry  # noqa: PLC0415
         from redis.backoff import EqualJitterBackoff  # noqa: PLC0415
 
-        from tusserver.redis_client import redis_client  # noqa: PLC0415
-        from tusserver.redis_locking import RedisLocker  # noqa: PLC0415
-        from tusserver.state.redis import RedisStateStore  # noqa: PLC0415
+        from tusserver.coordination.redis_client import redis_client  # noqa: PLC0415
+        from tusserver.coordination.redis_locking import RedisLocker  # noqa: PLC0415
+        from tusserver.coordination.state.redis import RedisStateStore  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None
     assert settings.redis_url is not None

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from storage_backends.base import StorageBackend, SupportsLimits
-from tusserver.locking import Locker
+from tusserver.coordination.locking import Locker
+from tusserver.coordination.state.base import UploadStateStore
 from tusserver.protocol import rules
 from tusserver.protocol.model import Extension
+from tusserver.protocol.urls import TrustedProxies
 from tusserver.settings import Settings
-from tusserver.state.base import UploadStateStore
-from tusserver.urls import TrustedProxies
 
 __all__ = ["TusContext", "utcnow"]
 

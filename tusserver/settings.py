@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from tusserver.redis_url import check_redis_url
-from tusserver.urls import TrustedProxies
+from tusserver.coordination.redis_url import check_redis_url
+from tusserver.protocol.urls import TrustedProxies
 
 __all__ = ["Settings"]
 

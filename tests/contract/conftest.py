@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.redis_server import RedisServer
-from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
-from tusserver.state.redis import RedisStateStore
+from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+from tusserver.coordination.state.redis import RedisStateStore
 
 STORES = ["memory", "sqlite", "sqlite-fsync", "redis"]
 

@@ -6,9 +6,9 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from tusserver.locking import Locker, MemoryLocker
+from tusserver.coordination.locking import Locker, MemoryLocker
+from tusserver.coordination.redis_locking import RedisLocker
 from tusserver.protocol.errors import UploadLockedError
-from tusserver.redis_locking import RedisLocker
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -13,9 +13,9 @@ import anyio
 import pytest
 
 from storage_backends.base import StorageRef
+from tusserver.coordination.state import SQLiteStateStore, UploadStateStore
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
-from tusserver.state import SQLiteStateStore, UploadStateStore
 
 
 def info(upload_id: str = "u1", **changes: object) -> UploadInfo:

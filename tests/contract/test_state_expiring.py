@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from storage_backends.base import StorageRef
+from tusserver.coordination.state import SQLiteStateStore, UploadStateStore
 from tusserver.protocol.model import UploadInfo
-from tusserver.state import SQLiteStateStore, UploadStateStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

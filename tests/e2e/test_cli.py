@@ -25,7 +25,7 @@ from tests.e2e.helpers import (
     upload_id,
     wait_for_log,
 )
-from tusserver.cli import OPTIONS
+from tusserver.serving.cli import OPTIONS
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """--limit-concurrency bounds the connections served at once, so memory stays bounded however many clients
 connect. On uvicorn, connections that no request is using are closed to make room (tests/reliability/
 test_connections.py); when every connection is inside a request, a request on one more is answered with a tus 503
-(ERR_SERVICE_UNAVAILABLE, which tus clients retry; tusserver/_uvicorn.py replaces uvicorn's plain one). granian
+(ERR_SERVICE_UNAVAILABLE, which tus clients retry; tusserver/serving/_uvicorn.py replaces uvicorn's plain one). granian
 does not accept the connection until one closes."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from storage_backends.base import StorageBackend
 from tusserver import Settings, create_app
-from tusserver.state.base import UploadStateStore
+from tusserver.coordination.state.base import UploadStateStore
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)  # a Sunday
 LIFETIME = 60

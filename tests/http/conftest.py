@@ -22,7 +22,7 @@ from storage_backends.base import StorageBackend
 from storage_backends.memory import MemoryStorage
 from storage_backends.s3 import S3Storage
 from tusserver import MemoryStateStore, Settings, create_app
-from tusserver.state.base import UploadStateStore
+from tusserver.coordination.state.base import UploadStateStore
 
 AppFactory = Callable[..., Starlette]
 

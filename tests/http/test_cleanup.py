@@ -1,4 +1,4 @@
-"""Removing expired uploads (tusserver.cleanup): after cleanup an expired upload is unknown (404, PROTOCOL.md
+"""Removing expired uploads (tusserver.coordination.cleanup): after cleanup an expired upload is unknown (404,
 item 59) and its bytes are gone; busy uploads are left alone; the server's periodic sweep does the same."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tests.http.clock import LIFETIME, FakeClock, clocked_app
 from tests.http.doubles import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore
-from tusserver.cleanup import remove_expired
 from tusserver.context import TusContext
+from tusserver.coordination.cleanup import remove_expired
 from tusserver.protocol.model import UploadInfo
 
 

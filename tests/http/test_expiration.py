@@ -20,7 +20,7 @@ from tests.http.asgi import open_client, upload_id
 from tests.http.clock import LIFETIME, START, FakeClock, clocked_app
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore
-from tusserver.state import SQLiteStateStore
+from tusserver.coordination.state import SQLiteStateStore
 
 # PROTOCOL.md item 58: RFC 9110 IMF-fixdate.
 IMF_FIXDATE = re.compile(

@@ -36,10 +36,10 @@ from tests.server_process import free_ports
 from tests.tls import self_signed_certificate
 from tusserver import Settings, create_app
 from tusserver.context import utcnow
+from tusserver.coordination.redis_locking import RedisLocker
+from tusserver.coordination.state.redis import RedisStateStore
 from tusserver.protocol.errors import OffsetMismatchError
 from tusserver.protocol.model import UploadInfo
-from tusserver.redis_locking import RedisLocker
-from tusserver.state.redis import RedisStateStore
 
 pytestmark = pytest.mark.anyio
 

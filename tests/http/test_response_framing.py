@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from starlette.types import Message
 
-from tusserver.middleware import send_response, to_starlette
+from tusserver.pipeline.middleware import send_response, to_starlette
 from tusserver.protocol.errors import UploadNotFoundError
 from tusserver.protocol.responses import TusResponse, error_response
 

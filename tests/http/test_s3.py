@@ -28,11 +28,11 @@ from tests.http.clock import LIFETIME, FakeClock, clocked_app
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, SeaweedS3, client_config, create_bucket
 from tusserver import MemoryStateStore, Settings, create_app
-from tusserver.cleanup import remove_expired
 from tusserver.context import TusContext
-from tusserver.locking import Lease
+from tusserver.coordination.cleanup import remove_expired
+from tusserver.coordination.locking import Lease
+from tusserver.coordination.state import SQLiteStateStore
 from tusserver.protocol.model import UploadInfo
-from tusserver.state import SQLiteStateStore
 
 PART = 5 * MiB
 PARTIAL = {"Upload-Concat": "partial"}

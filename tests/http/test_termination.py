@@ -15,8 +15,8 @@ from tests.http.asgi import upload_id
 from tests.http.doubles import NoDeleteStorage
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore, Settings, create_app
-from tusserver.cleanup import remove_expired
 from tusserver.context import TusContext
+from tusserver.coordination.cleanup import remove_expired
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The command line: sizes, flags, TUSSERVER_* variables and --help (tusserver.cli)."""
+"""The command line: sizes, flags, TUSSERVER_* variables and --help (tusserver.serving.cli)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tusserver.cli import OPTIONS, parse_args, parse_size
+from tusserver.serving.cli import OPTIONS, parse_args, parse_size
 from tusserver.settings import Settings
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40

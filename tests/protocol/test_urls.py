@@ -1,10 +1,10 @@
-"""Trusted proxies and forwarded origins for Location (tusserver.urls); PROTOCOL.md item 32."""
+"""Trusted proxies and forwarded origins for Location (tusserver.protocol.urls); PROTOCOL.md item 32."""
 
 from __future__ import annotations
 
 import pytest
 
-from tusserver.urls import TrustedProxies, forwarded_origin
+from tusserver.protocol.urls import TrustedProxies, forwarded_origin
 
 # --- TrustedProxies ----------------------------------------------------------------------------------------------
 

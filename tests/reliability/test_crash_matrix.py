@@ -45,9 +45,9 @@ from tests.e2e.test_s3_e2e import Bucket, kill_server
 from tests.redis_server import RedisServer
 from tests.s3_server import SeaweedS3, aws_environment
 from tusserver.app import create_app
-from tusserver.cleanup import remove_orphans
-from tusserver.cli import parse_args
 from tusserver.context import TusContext
+from tusserver.coordination.cleanup import remove_orphans
+from tusserver.serving.cli import parse_args
 
 pytestmark = pytest.mark.e2e
 

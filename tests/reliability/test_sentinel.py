@@ -48,9 +48,9 @@ from tests.server_process import ServerProcess as ServiceProcess
 from tests.server_process import free_ports
 from tusserver import Settings, create_app
 from tusserver.context import utcnow
+from tusserver.coordination.redis_client import MASTER_CHECK_INTERVAL
+from tusserver.coordination.redis_url import SENTINEL_PORT, SentinelURL, check_redis_url
 from tusserver.protocol.model import UploadInfo
-from tusserver.redis_client import MASTER_CHECK_INTERVAL
-from tusserver.redis_url import SENTINEL_PORT, SentinelURL, check_redis_url
 
 SERVICE = "tus-master"
 LENGTH = 4 * MiB + 7

@@ -6,8 +6,8 @@ contract, `mypy --strict` fails here.
 
 from storage_backends import LocalStorage, MemoryStorage
 from storage_backends.base import StorageBackend, SupportsDelete
-from tusserver.locking import Lease, Locker, MemoryLease, MemoryLocker
-from tusserver.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+from tusserver.coordination.locking import Lease, Locker, MemoryLease, MemoryLocker
+from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
 
 
 def _local(storage: LocalStorage) -> tuple[StorageBackend, SupportsDelete]:

@@ -224,21 +224,21 @@ class SizeExceededError(TusError):
 
 
 class HeadTooLargeError(TusError):
-    # RFC 6585 §5. Answered by the HTTP layer (tusserver._uvicorn), before any handler runs.
+    # RFC 6585 §5. Answered by the HTTP layer (tusserver.serving._uvicorn), before any handler runs.
     status = 431
     code = "ERR_HEADERS_TOO_LARGE"
     default_message = "the request line and headers are too large"
 
 
 class HeadTimeoutError(TusError):
-    # RFC 9110 §15.5.9. Answered by the HTTP layer (tusserver._uvicorn), before any handler runs.
+    # RFC 9110 §15.5.9. Answered by the HTTP layer (tusserver.serving._uvicorn), before any handler runs.
     status = 408
     code = "ERR_HEADERS_TIMEOUT"
     default_message = "the request line and headers did not arrive in time"
 
 
 class MalformedRequestError(TusError):
-    # RFC 9110 §15.5.1: 400 for "malformed request syntax". Answered by the HTTP layer (tusserver._uvicorn)
+    # RFC 9110 §15.5.1: 400 for "malformed request syntax". Answered by the HTTP layer (tusserver.serving._uvicorn)
     # in place of uvicorn's own plain "Invalid HTTP request received.".
     status = 400
     code = "ERR_MALFORMED_REQUEST"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import uvicorn
 from starlette.applications import Starlette
 
-from tusserver._malloc import tune_malloc
 from tusserver.app import create_app
+from tusserver.serving._malloc import tune_malloc
 from tusserver.settings import Settings
 
 if TYPE_CHECKING:  # for annotations only: httptools may be missing at run time
@@ -62,7 +62,7 @@ def _run_uvicorn(settings: Settings) -> None:
 def _uvicorn_protocol(settings: Settings) -> type[HttpToolsProtocol] | HTTPProtocolType:
     try:
         # httptools is installed on CPython only; elsewhere uvicorn picks h11 itself.
-        from tusserver._uvicorn import PieceProtocol  # noqa: PLC0415
+        from tusserver.serving._uvicorn import PieceProtocol  # noqa: PLC0415
     except ImportError:
         return "auto"
     return PieceProtocol.configured(head_timeout=settings.header_timeout)
@@ -92,7 +92,7 @@ def _run_granian(settings: Settings) -> None:
     # granian imports the app in a worker process: hand it the settings through the environment.
     os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
     Server(
-        "tusserver.servers:app_from_environment",
+        "tusserver.serving.servers:app_from_environment",
         factory=True,
         address=settings.host,
         port=settings.port,

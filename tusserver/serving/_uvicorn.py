@@ -36,7 +36,7 @@ then closes the connection, and the response is lost if it was not written yet. 
 received whole is answered, and the connection closed after it.
 
 Splicing: a request whose Content-Length is at least `SPLICE_MIN` gets the `tusserver.splice` ASGI
-extension (`tusserver.body`), which moves its body into a file inside the kernel (`tusserver._splice`).
+extension (`tusserver.pipeline.body`), which moves its body into a file inside the kernel (`tusserver.serving._splice`).
 Once splicing starts, reading stops on uvicorn's transport and the parser sees none of the rest of
 the body. When the body is complete, the parser starts afresh for the next request; if it never
 completes (the app stopped, the client left), the response closes the connection, because where the
@@ -64,9 +64,8 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from tusserver._splice import SPLICE_AVAILABLE, Splicer
-from tusserver.body import SPLICE_EXTENSION
-from tusserver.middleware import send_response
+from tusserver.pipeline.body import SPLICE_EXTENSION
+from tusserver.pipeline.middleware import send_response
 from tusserver.protocol.errors import (
     HeadTimeoutError,
     HeadTooLargeError,
@@ -76,6 +75,7 @@ from tusserver.protocol.errors import (
 )
 from tusserver.protocol.model import TUS_VERSION
 from tusserver.protocol.responses import TusResponse, error_response
+from tusserver.serving._splice import SPLICE_AVAILABLE, Splicer
 
 __all__ = ["HEAD_TIMEOUT", "LINGER_TIMEOUT", "MAX_HEAD", "SPLICE_MIN", "PieceProtocol"]
 
@@ -265,7 +265,7 @@ class PieceProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     async def _splice(self, cycle: RequestResponseCycle, length: int, fd: int, limit: int) -> tuple[int, bool]:
-        """The `tusserver.splice` extension of one request (see `tusserver.body.Splice`)."""
+        """The `tusserver.splice` extension of one request (see `tusserver.pipeline.body.Splice`)."""
         if cycle.waiting_for_100_continue and not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() does
             cycle.waiting_for_100_continue = False

@@ -22,9 +22,9 @@ from anyio.abc import TaskStatus
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from tusserver.locking import MemoryLease
+from tusserver.coordination.locking import MemoryLease
+from tusserver.coordination.state.redis import lock_key, redis_available
 from tusserver.protocol.errors import ServiceUnavailableError, UploadLockedError
-from tusserver.state.redis import lock_key, redis_available
 
 __all__ = ["RedisLease", "RedisLocker"]
 

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from storage_backends.base import SupportsOpen
 from storage_backends.errors import StorageError
 from tusserver.app import create_app, default_storage
-from tusserver.cleanup import remove_expired, remove_orphans
 from tusserver.context import TusContext
-from tusserver.servers import run
+from tusserver.coordination.cleanup import remove_expired, remove_orphans
+from tusserver.serving.servers import run
 from tusserver.settings import Settings
 
 __all__ = ["OPTIONS", "main", "parse_args", "parse_duration", "parse_size"]

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from tusserver.locking import Lease
+from tusserver.coordination.locking import Lease
 from tusserver.protocol.model import UploadInfo
 
 __all__ = ["SupportsPeek", "UploadStateStore"]

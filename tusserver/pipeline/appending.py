@@ -16,10 +16,10 @@ from starlette.requests import Request
 from storage_backends.base import Appended, Checkpoints, StorageRef, SupportsDiscard
 from storage_backends.errors import StorageError
 from storage_backends.errors import StorageFullError as NoSpaceError
-from tusserver import finals
-from tusserver.body import BodyReader, digesting, splice_of
 from tusserver.context import TusContext
-from tusserver.locking import Lease
+from tusserver.coordination.locking import Lease
+from tusserver.pipeline import finals
+from tusserver.pipeline.body import BodyReader, digesting, splice_of
 from tusserver.protocol import rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.errors import StorageFullError

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from tusserver.locking import Lease
+from tusserver.coordination.locking import Lease
 from tusserver.protocol.errors import StorageFullError, UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 

@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.errors import StorageFullError as NoSpaceError
-from tusserver import downloads, finals
-from tusserver.appending import Append, complete_if_done, receive
 from tusserver.context import TusContext
-from tusserver.middleware import header_fields, send_response
+from tusserver.coordination.state.base import SupportsPeek
+from tusserver.pipeline import downloads, finals
+from tusserver.pipeline.appending import Append, complete_if_done, receive
+from tusserver.pipeline.middleware import header_fields, send_response
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
 from tusserver.protocol.downloads import declared_media_type
@@ -35,8 +36,7 @@ from tusserver.protocol.errors import (
 )
 from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
-from tusserver.state.base import SupportsPeek
-from tusserver.urls import forwarded_origin, request_origin
+from tusserver.protocol.urls import forwarded_origin, request_origin
 
 __all__ = ["Endpoints", "from_storage"]
 
@@ -225,7 +225,7 @@ class Endpoints:
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:
-        """GET: download a finished upload, without a lock (`tusserver.downloads`)."""
+        """GET: download a finished upload, without a lock (`tusserver.pipeline.downloads`)."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         info = await self.tus.state.get(upload_id)
         if info.concat == "final" and not info.is_complete:  # its last partial may have finished since

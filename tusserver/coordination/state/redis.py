@@ -19,7 +19,7 @@ from datetime import datetime
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from tusserver.locking import Lease
+from tusserver.coordination.locking import Lease
 from tusserver.protocol.errors import (
     OffsetMismatchError,
     ServiceUnavailableError,

@@ -1,7 +1,7 @@
 """The redis.asyncio client for `--redis-url`: a plain one, or one that follows a Sentinel-managed master.
 
 Imported only when Redis is configured (redis is an optional dependency). The URL forms are in
-`tusserver.redis_url`.
+`tusserver.coordination.redis_url`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from tusserver.redis_url import SentinelURL, is_sentinel_url
+from tusserver.coordination.redis_url import SentinelURL, is_sentinel_url
 
 __all__ = ["MASTER_CHECK_INTERVAL", "redis_client"]
 

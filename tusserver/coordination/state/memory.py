@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from tusserver.locking import Lease
+from tusserver.coordination.locking import Lease
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 

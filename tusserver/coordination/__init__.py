@@ -1,0 +1,1 @@
+"""Coordination between requests and instances: upload state, per-upload locks, cleanup sweeps."""

@@ -1,0 +1,1 @@
+"""Serving the app: the command line, uvicorn (with its body splicing) and granian."""

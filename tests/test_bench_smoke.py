@@ -52,3 +52,19 @@ def test_s3_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> Non
     pairs = {(run["workload"], run["server"]) for run in runs}
     servers = ["tusserver", "tusserver-granian", "s3-client", "s3-client-unsigned"]
     assert pairs == {(workload, server) for workload in ("W1-S3", "W2-S3") for server in servers}
+
+
+@pytest.mark.timeout(300)
+def test_slow_connections_bench_runs_every_scenario(tmp_path: Path) -> None:
+    """bench/slow_connections.py (issue 19) small: every scenario answers its fresh HEADs with 200 while the slow
+    connections stay open ("over" holds more than the connection limit: idle ones are closed to make room)."""
+    report = tmp_path / "report.json"
+    command = [sys.executable, str(BENCH / "slow_connections.py"), "--slow", "30", "--samples", "10",
+               "--tmp-dir", str(tmp_path), "--json", str(report)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results: list[dict[str, Any]] = json.loads(report.read_text())["results"]
+    assert {result["scenario"] for result in results} == {"none", "heads", "bodies", "over"}
+    assert {result["scenario"]: result["statuses"] for result in results} == {
+        scenario: {"200": 10} for scenario in ("none", "heads", "bodies", "over")
+    }

@@ -1,0 +1,139 @@
+"""Running hooks: the transports an event goes to, which events are on, and what their answers add up to.
+
+A blocking event (`BLOCKING`) is awaited by its request: every transport in turn, and a failure of any
+(unreachable, timed out, a non-2xx answer after its retries, an answer that is not a hook response) is the
+request's failure, `503` with `Retry-After`, so that nothing is created, finished or deleted that a hook
+did not see. A non-blocking event never fails its request: its failures are logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Protocol
+
+from tusserver.coordination.hooks.events import BLOCKING, DEFAULT_ENABLED, HookEvent
+from tusserver.coordination.hooks.model import (
+    HookChangeFileInfo,
+    HookHTTPResponse,
+    HookRequest,
+    HookResponse,
+)
+
+__all__ = ["HookFailedError", "Hooks", "InProcessHook", "InProcessHooks", "Transport", "merge"]
+
+logger = logging.getLogger("tusserver.hooks")
+
+InProcessHook = Callable[[HookRequest], Awaitable[HookResponse | None]]
+"""An in-process hook: gets the event's request, answers a response (None: nothing to say)."""
+
+
+class HookFailedError(Exception):
+    """A hook could not be run, or answered something unusable; the message says which and why."""
+
+
+class Transport(Protocol):
+    """One way of delivering events to receivers: in-process callables, HTTP(S), executable files."""
+
+    async def invoke(self, request: HookRequest) -> HookResponse:
+        """Deliver `request` (its `Type` names the event) and return the receiver's answer.
+
+        Raises:
+            HookFailedError: unreachable, timed out, a non-2xx answer after the retries, an exit code that
+                is not 0, or an answer that is not a hook response.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class InProcessHooks:
+    """Async callables per event, in the server's own process (`create_app(hooks=...)`, `--hooks-module`)."""
+
+    def __init__(self, hooks: Mapping[HookEvent | str, InProcessHook]) -> None:
+        self._hooks = {HookEvent(event): hook for event, hook in hooks.items()}
+
+    @property
+    def events(self) -> frozenset[HookEvent]:
+        """The events this transport has a hook for."""
+        return frozenset(self._hooks)
+
+    async def invoke(self, request: HookRequest) -> HookResponse:
+        hook = self._hooks.get(HookEvent(request.Type))
+        if hook is None:
+            return HookResponse()
+        try:
+            return await hook(request) or HookResponse()
+        except Exception as exc:  # the application's code: any failure is the hook's
+            raise HookFailedError(f"in-process {request.Type} hook raised {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class Hooks:
+    """The configured transports and enabled events.
+
+    Args:
+        transports: where events go, in order; a blocking event's answers are merged (`merge`).
+        enabled: the events that run (tusd's `-hooks-enabled-events`); others are never sent.
+    """
+
+    def __init__(self, transports: Sequence[Transport], enabled: Collection[HookEvent] = DEFAULT_ENABLED) -> None:
+        self.transports = tuple(transports)
+        self.enabled = frozenset(enabled) if self.transports else frozenset()
+        self.failures: Counter[HookEvent] = Counter()  # non-blocking failures, by event
+
+    def on(self, event: HookEvent) -> bool:
+        """Whether `event` is sent anywhere: the callers skip building its request otherwise."""
+        return event in self.enabled
+
+    async def call(self, event: HookEvent, request: HookRequest) -> HookResponse:
+        """Send a blocking event to every transport in turn and merge their answers.
+
+        Raises:
+            HookFailedError: a transport failed (the request fails with 503).
+        """
+        responses = [await transport.invoke(request) for transport in self.transports]
+        return merge(responses)
+
+    async def notify(self, event: HookEvent, request: HookRequest) -> HookResponse:
+        """Send a non-blocking event; a failure is logged and counted, and answers nothing."""
+        assert event not in BLOCKING
+        responses = []
+        for transport in self.transports:
+            try:
+                responses.append(await transport.invoke(request))
+            except HookFailedError as exc:
+                self.failures[event] += 1
+                logger.warning("%s hook for upload %s failed: %s", event, request.Event.Upload.ID or "-", exc)
+        return merge(responses)
+
+    async def aclose(self) -> None:
+        for transport in self.transports:
+            await transport.aclose()
+
+
+def merge(responses: Sequence[HookResponse]) -> HookResponse:
+    """The answers of several receivers as one: any rejection or stop wins; a later non-empty status, body,
+    id or metadata replaces an earlier one; response headers add up."""
+    if len(responses) == 1:
+        return responses[0]
+    status, body, headers = 0, "", {}
+    file_id, metadata = "", None
+    for response in responses:
+        status = response.HTTPResponse.StatusCode or status
+        body = response.HTTPResponse.Body or body
+        headers.update(response.HTTPResponse.Header)
+        file_id = response.ChangeFileInfo.ID or file_id
+        metadata = response.ChangeFileInfo.MetaData if response.ChangeFileInfo.MetaData is not None else metadata
+    return HookResponse(
+        HTTPResponse=HookHTTPResponse(StatusCode=status, Body=body, Header=headers),
+        RejectUpload=any(response.RejectUpload for response in responses),
+        RejectTermination=any(response.RejectTermination for response in responses),
+        ChangeFileInfo=HookChangeFileInfo(ID=file_id, MetaData=metadata),
+        StopUpload=any(response.StopUpload for response in responses),
+    )

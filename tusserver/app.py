@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -20,6 +20,8 @@ from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsD
 from storage_backends.local import LocalStorage
 from tusserver.context import TusContext, utcnow
 from tusserver.coordination.cleanup import sweep_forever
+from tusserver.coordination.hooks.dispatch import InProcessHook
+from tusserver.coordination.hooks.setup import build_hooks
 from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.coordination.state.sqlite import SQLiteStateStore
@@ -58,6 +60,7 @@ def create_app(
     state: UploadStateStore | None = None,
     locker: Locker | None = None,
     clock: Callable[[], datetime] | None = None,
+    hooks: Mapping[str, InProcessHook] | None = None,
 ) -> Starlette:
     """Build the tus server.
 
@@ -67,6 +70,8 @@ def create_app(
         state: where upload records go; defaults to `SQLiteStateStore(<data_dir>/state.sqlite3)`.
         locker: per-upload locks; defaults to `MemoryLocker()` (one server process).
         clock: the current UTC time, for expiry; tests pass a controllable one.
+        hooks: in-process hooks: an async callable per event (`"pre-create"`, `HookEvent.POST_FINISH`, ...)
+            taking a `HookRequest` and returning a `HookResponse` or None; besides those of the settings.
 
     Returns:
         A Starlette app serving the creation endpoint at `settings.base_path` and uploads below it.
@@ -87,6 +92,7 @@ def create_app(
             can_concatenate=isinstance(storage, SupportsConcatenate),
         ),
         trusted_proxies=TrustedProxies.parse(settings.trusted_proxies),
+        hooks=build_hooks(settings, hooks),
         clock=clock or utcnow,
     )
 
@@ -95,11 +101,13 @@ def create_app(
         if isinstance(tus.storage, SupportsOpen):
             await tus.storage.open()  # a missing bucket stops the start-up with its reason
         async with anyio.create_task_group() as tasks:
+            tus.hooks.run_in(tasks)  # non-blocking hooks run in the background from now on
             if settings.cleanup_interval is not None:
                 tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
             if isinstance(tus.locker, SupportsServe):
                 tasks.start_soon(tus.locker.serve)
             yield
+            tus.hooks.run_in(None)
             tasks.cancel_scope.cancel()
         await tus.aclose()
         logger.info("stopped: state and storage closed")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from storage_backends.base import StorageBackend, SupportsLimits
+from tusserver.coordination.hooks.dispatch import Hooks
 from tusserver.coordination.locking import Locker
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.protocol import rules
@@ -38,6 +39,7 @@ class TusContext:
     locker: Locker
     extensions: tuple[Extension, ...]
     trusted_proxies: TrustedProxies
+    hooks: Hooks = field(default_factory=lambda: Hooks([]))
     clock: Callable[[], datetime] = field(default=utcnow)
     new_upload_id: Callable[[], str] = field(default=_new_upload_id)
     # partial id -> pending final ids, so a final is joined the moment its last partial finishes.
@@ -64,6 +66,7 @@ class TusContext:
 
     async def aclose(self) -> None:
         """Close the state store and the storage."""
+        await self.hooks.aclose()
         await self.state.aclose()
         await self.storage.aclose()
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from tusserver.coordination.hooks.events import DEFAULT_ENABLED, HookEvent
 from tusserver.coordination.redis_url import check_redis_url
 from tusserver.protocol.urls import TrustedProxies
 
@@ -74,6 +75,17 @@ class Settings(BaseModel, frozen=True):
         storage_timeout: seconds the object store may take to connect, to answer a request's head or
             between two reads of an answer; each call's whole deadline adds time for its bytes (at
             1 MiB/s). A call past it ends the request with 503 and Retry-After, and frees the upload.
+        hooks_module: a Python module (`package.module`) whose async functions named after events
+            (`pre_create`, `post_finish`, ...) are in-process hooks.
+        hooks_http: the URL every enabled event is POSTed to, in tusd's JSON format.
+        hooks_http_forward_headers: client request headers copied onto each HTTP hook request.
+        hooks_http_timeout: seconds one HTTP hook attempt may take.
+        hooks_http_retry: how often a failed HTTP hook is tried again.
+        hooks_http_backoff: seconds between HTTP hook attempts.
+        hooks_dir: a directory of executables named after events (tusd's file hooks).
+        hooks_enabled_events: the events sent; tusd's default is every event but pre-finish and
+            pre-terminate.
+        hooks_progress_interval: seconds between post-receive events of one PATCH.
     """
 
     host: str = "127.0.0.1"
@@ -112,6 +124,15 @@ class Settings(BaseModel, frozen=True):
     s3_part_concurrency: int = Field(default=4, ge=1, le=64)
     buffer_budget: int = Field(default=256 * MiB, ge=5 * MiB)
     storage_timeout: float = Field(default=30.0, gt=0)
+    hooks_module: str | None = None
+    hooks_http: str | None = None
+    hooks_http_forward_headers: tuple[str, ...] = ()
+    hooks_http_timeout: float = Field(default=15.0, gt=0)
+    hooks_http_retry: int = Field(default=3, ge=0)
+    hooks_http_backoff: float = Field(default=1.0, ge=0)
+    hooks_dir: Path | None = None
+    hooks_enabled_events: tuple[HookEvent, ...] = DEFAULT_ENABLED
+    hooks_progress_interval: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:

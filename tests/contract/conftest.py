@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,44 @@ from tusserver.coordination.state.redis import RedisStateStore
 STORES = ["memory", "sqlite", "sqlite-fsync", "redis"]
 
 
+@dataclass
+class Backing:
+    """Where a state store keeps its data; `open` gives another store on the same data, as a second
+    process (SQLite, one file) or instance (Redis, one server) would have. Memory is one process's."""
+
+    name: str
+    path: Path
+    redis_url: str = ""
+    memory: MemoryStateStore = field(default_factory=MemoryStateStore)
+
+    @property
+    def shared(self) -> bool:
+        """Whether `open` gives a store of its own (with its own connection) on data that outlives it."""
+        return self.name != "memory"
+
+    def open(self) -> UploadStateStore:
+        if self.name.startswith("sqlite"):
+            return SQLiteStateStore(self.path, fsync=self.name == "sqlite-fsync")
+        if self.name == "redis":
+            return RedisStateStore(Redis.from_url(self.redis_url, decode_responses=True), prefix="test:")
+        return self.memory
+
+
 @pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UploadStateStore]:
-    """Every state store: memory, SQLite, SQLite with fsync, Redis (a real server)."""
+async def backing(request: pytest.FixtureRequest, tmp_path: Path) -> Backing:
+    """Every state store's data: memory, SQLite, SQLite with fsync, Redis (a real server, flushed)."""
     name: str = request.param
-    state: UploadStateStore = MemoryStateStore()
-    if name.startswith("sqlite"):
-        state = SQLiteStateStore(tmp_path / "state.sqlite3", fsync=name == "sqlite-fsync")
-    elif name == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        client = Redis.from_url(server.url, decode_responses=True)
+    if name != "redis":
+        return Backing(name, tmp_path / "state.sqlite3")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    async with Redis.from_url(server.url) as client:
         await client.flushdb()
-        state = RedisStateStore(client, prefix="test:")
+    return Backing(name, tmp_path / "state.sqlite3", server.url)
+
+
+@pytest.fixture
+async def store(backing: Backing) -> AsyncIterator[UploadStateStore]:
+    """Every state store: memory, SQLite, SQLite with fsync, Redis (a real server)."""
+    state = backing.open()
     yield state
     await state.aclose()

@@ -3,7 +3,7 @@ item 59) and its bytes are gone; busy uploads are left alone; the server's perio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, run
 from tusserver import MemoryStateStore
 from tusserver.context import TusContext
 from tusserver.coordination.cleanup import remove_expired
+from tusserver.coordination.state import OutboxEvent
 from tusserver.protocol.model import UploadInfo
 
 
@@ -59,8 +60,8 @@ class StaleIndexStateStore(MemoryStateStore):
         super().__init__()
         self.created: list[str] = []
 
-    async def create(self, info: UploadInfo) -> None:
-        await super().create(info)
+    async def create(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
+        await super().create(info, events=events)
         self.created.append(info.id)
 
     async def expiring(self, before: datetime) -> AsyncIterator[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +31,7 @@ from tusserver import MemoryStateStore, Settings, create_app
 from tusserver.context import TusContext
 from tusserver.coordination.cleanup import remove_expired
 from tusserver.coordination.locking import Lease
-from tusserver.coordination.state import SQLiteStateStore
+from tusserver.coordination.state import OutboxEvent, SQLiteStateStore
 from tusserver.protocol.model import UploadInfo
 
 PART = 5 * MiB
@@ -231,11 +231,11 @@ class CompletionNotRecorded(MemoryStateStore):
         super().__init__()
         self.failed = False
 
-    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None, events: Sequence[OutboxEvent] = ()) -> None:
         if info.is_complete and not self.failed:
             self.failed = True
             raise OSError("the server crashed")
-        await super().save(info, lease=lease)
+        await super().save(info, lease=lease, events=events)
 
 
 def length_headers(deferred: bool, length: int) -> dict[str, str]:

@@ -7,7 +7,8 @@ contract, `mypy --strict` fails here.
 from storage_backends import LocalStorage, MemoryStorage
 from storage_backends.base import StorageBackend, SupportsDelete
 from tusserver.coordination.locking import Lease, Locker, MemoryLease, MemoryLocker
-from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
+from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, SupportsOutbox, UploadStateStore
+from tusserver.coordination.state.redis import RedisStateStore
 
 
 def _local(storage: LocalStorage) -> tuple[StorageBackend, SupportsDelete]:
@@ -18,8 +19,16 @@ def _memory(storage: MemoryStorage) -> tuple[StorageBackend, SupportsDelete]:
     return storage, storage
 
 
-def _states(memory: MemoryStateStore, sqlite: SQLiteStateStore) -> tuple[UploadStateStore, UploadStateStore]:
-    return memory, sqlite
+def _states(
+    memory: MemoryStateStore, sqlite: SQLiteStateStore, redis: RedisStateStore
+) -> tuple[UploadStateStore, UploadStateStore, UploadStateStore]:
+    return memory, sqlite, redis
+
+
+def _outboxes(
+    memory: MemoryStateStore, sqlite: SQLiteStateStore, redis: RedisStateStore
+) -> tuple[SupportsOutbox, SupportsOutbox, SupportsOutbox]:
+    return memory, sqlite, redis
 
 
 def _locks(locker: MemoryLocker, lease: MemoryLease) -> tuple[Locker, Lease]:

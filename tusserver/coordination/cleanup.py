@@ -11,7 +11,10 @@ import anyio
 from storage_backends.base import StorageRef, SupportsDelete, SupportsSweep
 from storage_backends.errors import StorageError
 from tusserver.context import TusContext
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.requests import NO_REQUEST, about
 from tusserver.protocol.errors import TusError, UploadNotFoundError
+from tusserver.protocol.ids import upload_id_of
 
 __all__ = ["ORPHAN_AGE", "remove_expired", "remove_orphans", "sweep_forever"]
 
@@ -54,6 +57,8 @@ async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> 
         logger.warning("could not remove expired upload %s: %s", upload_id, exc)
         return False
     logger.info("removed expired upload %s", upload_id)
+    if tus.hooks.on(HookEvent.POST_TERMINATE):  # what a receiver hears of an upload that went away
+        await tus.hooks.later(HookEvent.POST_TERMINATE, about(tus, HookEvent.POST_TERMINATE, info, NO_REQUEST))
     return True
 
 
@@ -66,7 +71,7 @@ async def remove_orphans(tus: TusContext, *, older_than: float = ORPHAN_AGE) -> 
 
     async def lookup(key: str) -> StorageRef | None:
         try:
-            return (await tus.state.get(key)).storage
+            return (await tus.state.get(upload_id_of(key) or key)).storage
         except UploadNotFoundError:
             return None
 

@@ -8,6 +8,7 @@ loses at most that much of it; bytes that must first pass a checksum are recorde
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import anyio
@@ -17,12 +18,15 @@ from storage_backends.base import Appended, Checkpoints, StorageRef, SupportsDis
 from storage_backends.errors import StorageError
 from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver.context import TusContext
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.model import HookResponse
+from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.locking import Lease
-from tusserver.pipeline import finals
+from tusserver.pipeline import finals, hooks
 from tusserver.pipeline.body import BodyReader, digesting, splice_of
 from tusserver.protocol import rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
-from tusserver.protocol.errors import StorageFullError
+from tusserver.protocol.errors import StorageFullError, UploadStoppedError
 from tusserver.protocol.model import UploadInfo
 
 __all__ = ["Append", "Journal", "complete_if_done", "receive"]
@@ -111,10 +115,14 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
     chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
     journal = Journal(tus, append, lease)
+    queue = hooks.outgoing(tus, request)
+    progress = _Progress(queue, append, body)
     full: NoSpaceError | None = None
     try:
-        stored = await tus.storage.append(
-            append.info.storage, append.info.offset, chunks, size=append.size, checkpoints=journal.checkpoints()
+        stored = await progress.around(
+            tus.storage.append(
+                append.info.storage, append.info.offset, chunks, size=append.size, checkpoints=journal.checkpoints()
+            )
         )
     except NoSpaceError as exc:  # keep what was written before the disk filled up, if it can be checked
         if exc.stored is None or hasher is not None:
@@ -123,28 +131,83 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     end = body.end or rules.BodyEnd.COMPLETE
     if full is None:
         rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
-    info = await _record_end(journal, stored)
+    info = await _record_end(journal, stored, queue)
     if info.concat == "partial" and info.is_complete and not append.was_complete:
         await finals.partial_completed(tus, info.id)
     if full is not None:
         raise StorageFullError() from full
+    progress.raise_if_stopped()
     error = rules.body_end_error(end)
     if error is not None:
         raise error
     return info
 
 
-async def _record_end(journal: Journal, stored: Appended) -> UploadInfo:
+class _Progress:
+    """post-receive while the body arrives: at most once per `--hooks-progress-interval`, from a task of its
+    own beside the append (the body never waits for a hook). An answer with StopUpload ends the body."""
+
+    def __init__(self, queue: hooks.Outgoing, append: Append, body: BodyReader) -> None:
+        self.queue, self.append, self.body = queue, append, body
+        self.stopped: HookResponse | None = None
+
+    async def around(self, appending: Awaitable[Appended]) -> Appended:
+        """Await `appending`, reporting its progress meanwhile (when post-receive is on)."""
+        if not self.queue.tus.hooks.on(HookEvent.POST_RECEIVE):
+            return await appending
+        result: Appended | None = None
+        failure: BaseException | None = None
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._report)
+            try:
+                result = await appending
+            except BaseException as exc:  # re-raised below as itself, not inside an ExceptionGroup
+                failure = exc
+            tasks.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        assert result is not None
+        return result
+
+    async def _report(self) -> None:
+        tus, reported = self.queue.tus, self.body.received
+        while True:
+            await anyio.sleep(tus.settings.hooks_progress_interval)
+            if self.body.received == reported:
+                continue
+            reported = self.body.received
+            info = self.append.info.model_copy(update={"offset": self.append.info.offset + reported})
+            request = about(tus, HookEvent.POST_RECEIVE, info, self.queue.http)
+            answer = await tus.hooks.notify(HookEvent.POST_RECEIVE, request)
+            if answer.StopUpload:
+                self.stopped = answer
+                self.body.stop()
+                return
+
+    def raise_if_stopped(self) -> None:
+        """A stopped upload's answer: the hook's status, body and headers, or 400 ERR_UPLOAD_STOPPED."""
+        if self.stopped is not None:
+            response = self.stopped.HTTPResponse
+            raise UploadStoppedError(status=response.StatusCode, body=response.Body, headers=dict(response.Header))
+
+
+async def _record_end(journal: Journal, stored: Appended, queue: hooks.Outgoing) -> UploadInfo:
     tus, append = journal.tus, journal.append
     update: dict[str, object] = {"offset": stored.length, "storage": stored.ref}
     if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
         update["expires_at"] = tus.expiry(tus.clock(), complete=stored.length == append.info.length)
     info = append.info.model_copy(update=update)
+    finishing = info.is_complete and not append.was_complete
+    if finishing:
+        await journal.fence()
+        await hooks.pre_finish(queue, info)  # a failure (503) records nothing: the client sends the end again
     with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
-        if info.is_complete and not append.was_complete:
-            await journal.fence()
         info = await complete_if_done(tus, info, was_complete=append.was_complete)
         await journal.save(info)
+    if stored.length > append.info.offset:
+        queue.add(HookEvent.POST_RECEIVE, info)
+    if finishing:
+        queue.add(HookEvent.POST_FINISH, info)
     return info
 
 

@@ -7,8 +7,10 @@ table's response, so no request ever ends in a traceback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from starlette.requests import Request
@@ -19,8 +21,11 @@ from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver.context import TusContext
+from tusserver.coordination.hooks.dispatch import HookFailedError
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.locking import Lease
 from tusserver.coordination.state.base import SupportsPeek
-from tusserver.pipeline import downloads, finals
+from tusserver.pipeline import downloads, finals, hooks
 from tusserver.pipeline.appending import Append, complete_if_done, receive
 from tusserver.pipeline.middleware import header_fields, send_response
 from tusserver.protocol import headers, responses, rules
@@ -31,9 +36,11 @@ from tusserver.protocol.errors import (
     ServiceUnavailableError,
     StorageFailureError,
     StorageFullError,
+    TerminationRejectedError,
     TusError,
     UploadNotFoundError,
 )
+from tusserver.protocol.ids import storage_key
 from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
 from tusserver.protocol.urls import forwarded_origin, request_origin
@@ -98,6 +105,9 @@ class Endpoints:
         elif isinstance(exc, StorageError):
             error = from_storage(exc)
             logger.warning("storage error on upload %s: %s", upload_id, exc)
+        elif isinstance(exc, HookFailedError):  # fail closed: nothing was created, finished or deleted
+            error = ServiceUnavailableError("a hook failed; retry later")
+            logger.warning("hook failed on upload %s: %s", upload_id, exc)
         else:
             error = InternalServerError()
             logger.exception("unexpected error on upload %s", upload_id)
@@ -116,36 +126,63 @@ class Endpoints:
         create = headers.parse_create(fields, concat)
         max_size = tus.max_size(deferred=create.length is None)
         plan = rules.plan_create(create, max_size=max_size, extensions=tus.extensions)
-        if concat is not None and concat.kind == "final":
-            upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata)
-            final = await finals.create_final(tus, create, upload_id)
-            return responses.created_response(self._location(request, upload_id), final)
-        upload_id = request.state.upload_id = tus.new_upload_id()
-        content_type = declared_media_type(plan.metadata)
-        ref = await tus.storage.create(upload_id, length=plan.length, content_type=content_type)
-        info = await self._create_record(self._new_record(upload_id, ref, plan, concat))
-        location = self._location(request, upload_id)
-        if plan.read_body:
-            try:
-                async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
-                    size = create.content_length
-                    append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete, size=size)
-                    info = await receive(self.tus, request, append, lease)
-            except TusError as error:
-                error.extra_headers["Location"] = location  # the upload exists; let the client resume it
-                raise
-        return responses.created_response(location, info)
+        async with self._events(request) as queue:
+            final = concat is not None and concat.kind == "final"
+            upload_id, plan = await hooks.pre_create(tus, queue.http, plan, final=final)
+            if concat is not None and concat.kind == "final":
+                upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata)
+                create = dataclasses.replace(create, metadata=plan.metadata)
+                info = await finals.create_final(tus, create, upload_id, queue)
+                return hooks.shaped(responses.created_response(self._location(request, upload_id), info), queue)
+            request.state.upload_id = upload_id
+            content_type = declared_media_type(plan.metadata)
+            ref = await tus.storage.create(storage_key(upload_id), length=plan.length, content_type=content_type)
+            info = await self._create_record(self._new_record(upload_id, ref, plan, concat), queue)
+            location = self._location(request, upload_id)
+            if plan.read_body:
+                info = await self._create_with_upload(request, create, plan, info, location)
+            return hooks.shaped(responses.created_response(location, info), queue)
 
-    async def _create_record(self, info: UploadInfo) -> UploadInfo:
+    async def _create_with_upload(
+        self, request: Request, create: headers.CreateRequest, plan: rules.CreatePlan, info: UploadInfo, location: str
+    ) -> UploadInfo:
+        tus = self.tus
+        try:
+            async with tus.locker.acquire(info.id, timeout=tus.settings.lock_timeout) as lease:
+                size = create.content_length
+                append = Append(info, plan.body_limit, create.checksum, was_complete=info.is_complete, size=size)
+                return await receive(self.tus, request, append, lease)
+        except TusError as error:
+            error.extra_headers["Location"] = location  # the upload exists; let the client resume it
+            raise
+
+    def _locked(self, upload_id: str) -> AbstractAsyncContextManager[Lease]:
+        return self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout)
+
+    @asynccontextmanager
+    async def _events(self, request: Request) -> AsyncIterator[hooks.Outgoing]:
+        """The request's non-blocking hook events, sent when it is done with the upload (and its lock)."""
+        queue = hooks.outgoing(self.tus, request)
+        try:
+            yield queue
+        finally:
+            with anyio.CancelScope(shield=True):
+                await queue.send()
+
+    async def _create_record(self, info: UploadInfo, queue: hooks.Outgoing) -> UploadInfo:
         """Record a new upload whose storage exists; if that fails, remove the storage (no orphan)."""
         try:
-            # tus §POST: an upload with Upload-Length: 0 is complete at once.
+            if info.is_complete:  # tus §POST: an upload with Upload-Length: 0 is complete at once
+                await hooks.pre_finish(queue, info)
             info = await complete_if_done(self.tus, info, was_complete=False)
             await self.tus.state.create(info)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._remove_storage(info.storage)
             raise
+        queue.add(HookEvent.POST_CREATE, info)
+        if info.is_complete:
+            queue.add(HookEvent.POST_FINISH, info)
         return info
 
     async def _remove_storage(self, ref: StorageRef) -> None:
@@ -177,7 +214,7 @@ class Endpoints:
         # lock. A busy one is taken, which makes a stalled PATCH store its bytes and let go, so the
         # offset is current (PROTOCOL.md item 28); a pending final may be joined now.
         if not info.is_complete and (busy or info.concat == "final"):
-            async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
+            async with self._locked(upload_id):
                 info = await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
         rules.check_not_expired(info, self.tus.clock())
         return responses.head_response(info)
@@ -194,7 +231,10 @@ class Endpoints:
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         patch = headers.parse_patch(header_fields(request.scope))
-        async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
+        async with (
+            self._events(request) as queue,
+            tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease,
+        ):
             info = await tus.state.get(upload_id)
             rules.check_not_expired(info, tus.clock())
             plan = rules.plan_patch(info, patch, max_size=tus.max_size(deferred=info.length is None))
@@ -203,7 +243,7 @@ class Endpoints:
                 declared, plan.body_limit, patch.checksum, was_complete=info.is_complete, size=patch.content_length
             )
             info = await receive(self.tus, request, append, lease)
-        return responses.patch_response(info)
+        return hooks.shaped(responses.patch_response(info), queue)
 
     async def delete(self, request: Request) -> TusResponse:
         """tus §DELETE (termination): expire the record, delete the bytes, then the record.
@@ -215,13 +255,23 @@ class Endpoints:
         """
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease:
+        async with (
+            self._events(request) as queue,
+            tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease,
+        ):
             info = await tus.state.get(upload_id)
+            answer = await hooks.decide(tus, HookEvent.PRE_TERMINATE, info, queue.http)
+            if answer.RejectTermination:
+                response = answer.HTTPResponse
+                raise TerminationRejectedError(
+                    status=response.StatusCode, body=response.Body, headers=dict(response.Header)
+                )
             if isinstance(tus.storage, SupportsDelete):
                 with contextlib.suppress(StorageFullError):
                     await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
                 await tus.storage.delete(info.storage)
             await tus.state.delete(upload_id)
+            queue.add(HookEvent.POST_TERMINATE, info)
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:

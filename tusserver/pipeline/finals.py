@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from storage_backends.base import StorageRef, SupportsConcatenate, SupportsDelete
 from storage_backends.errors import BlobExistsError, StorageError
 from tusserver.context import TusContext
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.requests import NO_REQUEST
+from tusserver.pipeline import hooks
+from tusserver.pipeline.hooks import Outgoing
 from tusserver.protocol.concat import check_part_count, plan_final
 from tusserver.protocol.downloads import declared_media_type
 from tusserver.protocol.errors import ExtensionUnsupportedError, TusError, UploadExpiredError, UploadNotFoundError
@@ -25,7 +29,9 @@ __all__ = ["create_final", "partial_completed", "settle_final"]
 logger = logging.getLogger("tusserver")
 
 
-async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -> UploadInfo:
+async def create_final(
+    tus: TusContext, create: CreateRequest, upload_id: str, queue: Outgoing | None = None
+) -> UploadInfo:
     """Create the final upload `upload_id` (or return it again, for a retried POST) and join it if it can be.
 
     Raises:
@@ -38,7 +44,7 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
     check_part_count(len(create.concat.parts), tus.settings.max_concat_parts)
     async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
         try:
-            return await settle_final(tus, await tus.state.get(upload_id))
+            return await settle_final(tus, await tus.state.get(upload_id), queue)
         except UploadNotFoundError:
             pass  # the usual case: a new final upload
         plan = plan_final(await _partials(tus, create.concat.parts), max_size=tus.max_size())
@@ -53,7 +59,9 @@ async def create_final(tus: TusContext, create: CreateRequest, upload_id: str) -
             concat_header=create.concat.header,
         )  # no expiry while pending: it waits on its partials, which expire on their own
         await tus.state.create(info)
-        return await settle_final(tus, info)
+        if queue is not None:
+            queue.add(HookEvent.POST_CREATE, info)
+        return await settle_final(tus, info, queue)
 
 
 async def _create_storage(tus: TusContext, upload_id: str, length: int | None, content_type: str | None) -> StorageRef:
@@ -68,8 +76,9 @@ async def _create_storage(tus: TusContext, upload_id: str, length: int | None, c
         return await tus.storage.create(upload_id, length=length, content_type=content_type)
 
 
-async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
-    """Join a final upload whose partials are all finished; the caller holds its lock.
+async def settle_final(tus: TusContext, info: UploadInfo, queue: Outgoing | None = None) -> UploadInfo:
+    """Join a final upload whose partials are all finished; the caller holds its lock. The join fires
+    pre-finish (before the storage finishes it) and post-finish, into `queue` when the request has one.
 
     Returns the upload as it is now: complete after a join, otherwise with its length once every
     partial's length is known (tus §Concatenation: Upload-Length "as soon as it can be computed").
@@ -92,8 +101,13 @@ async def settle_final(tus: TusContext, info: UploadInfo) -> UploadInfo:
     length = sum(partial.offset for partial in partials)  # all finished: the plan's length
     expires_at = tus.expiry(tus.clock(), complete=True)
     info = info.model_copy(update={"length": length, "offset": length, "expires_at": expires_at})
+    events = queue or Outgoing(tus, NO_REQUEST)
+    await hooks.pre_finish(events, info)
     info = info.model_copy(update={"storage": await tus.storage.complete(info.storage, length)})
     await tus.state.save(info)  # recorded only once the storage holds the joined bytes
+    events.add(HookEvent.POST_FINISH, info)
+    if queue is None:
+        await events.send()
     return info
 
 

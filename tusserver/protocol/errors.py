@@ -19,6 +19,7 @@ __all__ = [
     "ExtensionUnsupportedError",
     "HeadTimeoutError",
     "HeadTooLargeError",
+    "HookAnswerError",
     "InternalServerError",
     "InvalidChecksumError",
     "InvalidConcatError",
@@ -71,6 +72,15 @@ class TusError(Exception):
     def headers(self) -> dict[str, str]:
         """The response headers this error carries: its own (e.g. Tus-Version on 412) and any added."""
         return {**self._headers(), **self.extra_headers}
+
+    @property
+    def http_status(self) -> int:
+        """The status answered: the class's, unless a hook chose another (`HookAnswerError`)."""
+        return self.status
+
+    def text(self) -> str:
+        """The body answered: `"{code}: {message}"`, one line."""
+        return f"{self.code}: {self.message}\n"
 
     def _headers(self) -> dict[str, str]:
         return {}
@@ -298,6 +308,39 @@ class StorageFullError(TusError):
 
     def _headers(self) -> dict[str, str]:
         return {"Retry-After": "60"}
+
+
+class HookAnswerError(TusError):
+    """The answer a hook chose for the client: a rejected creation or termination, a stopped upload. A hook's
+    own status, body and headers go out as it wrote them (tusd's HTTPResponse); without them, the table's."""
+
+    status = 400
+    code = "ERR_UPLOAD_REJECTED"
+    default_message = "rejected by a hook"
+
+    def __init__(
+        self, message: str | None = None, *, status: int = 0, body: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self._status, self._body = status, body
+        self.extra_headers.update(headers or {})
+
+    @property
+    def http_status(self) -> int:
+        return self._status or self.status
+
+    def text(self) -> str:
+        return self._body or super().text()
+
+
+class TerminationRejectedError(HookAnswerError):
+    code = "ERR_TERMINATION_REJECTED"
+    default_message = "a hook refused to terminate the upload"
+
+
+class UploadStoppedError(HookAnswerError):
+    code = "ERR_UPLOAD_STOPPED"
+    default_message = "a hook stopped the upload; the bytes received are kept"
 
 
 class InternalServerError(TusError):

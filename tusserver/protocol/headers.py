@@ -52,7 +52,7 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 # Standard, padded base64 (RFC 4648 §4), the encoding tus §Upload-Metadata requires.
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+UPLOAD_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._~-]{1,128}")  # ours, or a hook's (`ids.CUSTOM_ID`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,5 +108,5 @@ def deleted_response() -> TusResponse:
 def error_response(error: TusError, *, with_body: bool = True) -> TusResponse:
     """`"{code}: {message}\\n"` as text/plain, plus the error's own headers; no body for HEAD."""
     headers = {"Content-Type": "text/plain; charset=utf-8", **error.headers()}
-    body = f"{error.code}: {error.message}\n".encode() if with_body else b""
-    return TusResponse(error.status, headers, body)
+    body = error.text().encode() if with_body else b""
+    return TusResponse(error.http_status, headers, body)

@@ -18,6 +18,7 @@ from storage_backends.errors import StorageError
 from tusserver.app import create_app, default_storage
 from tusserver.context import TusContext
 from tusserver.coordination.cleanup import remove_expired, remove_orphans
+from tusserver.coordination.hooks.setup import build_hooks
 from tusserver.serving.servers import run
 from tusserver.settings import Settings
 
@@ -122,6 +123,15 @@ OPTIONS = (
     Option("s3_part_concurrency", "S3 parts one request uploads at once", int),
     Option("buffer_budget", "memory all requests together may use for buffered parts, e.g. 256M", parse_size),
     Option("storage_timeout", "seconds the object store may stay silent before a request gets 503", float),
+    Option("hooks_module", "in-process hooks: a module with async functions named after events, e.g. app.hooks"),
+    Option("hooks_http", "POST every hook event (tusd's JSON) to this URL, e.g. http://127.0.0.1:8000/"),
+    Option("hooks_http_forward_headers", "comma-separated client headers copied onto HTTP hook requests", _csv),
+    Option("hooks_http_timeout", "seconds an HTTP hook attempt may take", float),
+    Option("hooks_http_retry", "how often a failed HTTP hook is tried again", int),
+    Option("hooks_http_backoff", "seconds between HTTP hook attempts", float),
+    Option("hooks_dir", "run the executable named after each event in this directory (tusd's file hooks)"),
+    Option("hooks_enabled_events", "comma-separated events to send", _csv),
+    Option("hooks_progress_interval", "seconds between post-receive events of one PATCH", float),
 )
 
 
@@ -174,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         anyio.run(_check_storage, settings)
-    except (StorageError, RuntimeError) as exc:
+        build_hooks(settings)  # a hook module or URL that cannot be used stops the start-up, with one line
+    except (StorageError, RuntimeError, ValueError) as exc:
         raise SystemExit(f"tusserver: {exc}") from None
     if command == "cleanup":
         removed, orphans = anyio.run(_cleanup, settings)

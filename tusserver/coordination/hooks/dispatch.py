@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
-from tusserver.coordination.hooks.events import BLOCKING, DEFAULT_ENABLED, HookEvent
+from anyio.abc import TaskGroup
+
+from tusserver.coordination.hooks.events import BLOCKING, HookEvent
 from tusserver.coordination.hooks.model import (
     HookChangeFileInfo,
     HookHTTPResponse,
@@ -53,7 +55,7 @@ class Transport(Protocol):
 class InProcessHooks:
     """Async callables per event, in the server's own process (`create_app(hooks=...)`, `--hooks-module`)."""
 
-    def __init__(self, hooks: Mapping[HookEvent | str, InProcessHook]) -> None:
+    def __init__(self, hooks: Mapping[str, InProcessHook]) -> None:
         self._hooks = {HookEvent(event): hook for event, hook in hooks.items()}
 
     @property
@@ -75,36 +77,41 @@ class InProcessHooks:
 
 
 class Hooks:
-    """The configured transports and enabled events.
+    """The configured transports, each with the events it gets.
 
     Args:
-        transports: where events go, in order; a blocking event's answers are merged (`merge`).
-        enabled: the events that run (tusd's `-hooks-enabled-events`); others are never sent.
+        routes: each transport with its events: an in-process transport gets the events it has hooks
+            for, HTTP and file hooks the enabled ones (tusd's `-hooks-enabled-events`). A blocking
+            event's answers from several transports are merged (`merge`).
     """
 
-    def __init__(self, transports: Sequence[Transport], enabled: Collection[HookEvent] = DEFAULT_ENABLED) -> None:
-        self.transports = tuple(transports)
-        self.enabled = frozenset(enabled) if self.transports else frozenset()
+    def __init__(self, routes: Sequence[tuple[Transport, Collection[HookEvent]]] = ()) -> None:
+        self.routes = tuple((transport, frozenset(events)) for transport, events in routes)
+        self.enabled = frozenset().union(*(events for _, events in self.routes))
         self.failures: Counter[HookEvent] = Counter()  # non-blocking failures, by event
+        self._background: TaskGroup | None = None
+
+    def run_in(self, tasks: TaskGroup | None) -> None:
+        """Send non-blocking events from `tasks` (the app's lifespan), or, with None, in their request."""
+        self._background = tasks
 
     def on(self, event: HookEvent) -> bool:
         """Whether `event` is sent anywhere: the callers skip building its request otherwise."""
         return event in self.enabled
 
     async def call(self, event: HookEvent, request: HookRequest) -> HookResponse:
-        """Send a blocking event to every transport in turn and merge their answers.
+        """Send a blocking event to each of its transports in turn and merge their answers.
 
         Raises:
             HookFailedError: a transport failed (the request fails with 503).
         """
-        responses = [await transport.invoke(request) for transport in self.transports]
-        return merge(responses)
+        return merge([await transport.invoke(request) for transport in self._transports(event)])
 
     async def notify(self, event: HookEvent, request: HookRequest) -> HookResponse:
         """Send a non-blocking event; a failure is logged and counted, and answers nothing."""
         assert event not in BLOCKING
         responses = []
-        for transport in self.transports:
+        for transport in self._transports(event):
             try:
                 responses.append(await transport.invoke(request))
             except HookFailedError as exc:
@@ -112,8 +119,19 @@ class Hooks:
                 logger.warning("%s hook for upload %s failed: %s", event, request.Event.Upload.ID or "-", exc)
         return merge(responses)
 
+    async def later(self, event: HookEvent, request: HookRequest) -> None:
+        """Send a non-blocking event without making the caller wait for it: in the background of the running
+        app. A mounted app gets no lifespan, and so no background: there it is sent before the answer."""
+        if self._background is not None:
+            self._background.start_soon(self.notify, event, request)
+        else:
+            await self.notify(event, request)
+
+    def _transports(self, event: HookEvent) -> list[Transport]:
+        return [transport for transport, events in self.routes if event in events]
+
     async def aclose(self) -> None:
-        for transport in self.transports:
+        for transport, _ in self.routes:
             await transport.aclose()
 
 

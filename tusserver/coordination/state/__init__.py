@@ -1,7 +1,8 @@
-"""Upload state stores: the contract and its implementations."""
+"""Upload state stores: the contract and its implementations, and the hook outbox they keep."""
 
-from tusserver.coordination.state.base import UploadStateStore
+from tusserver.coordination.state.base import SupportsOutbox, UploadStateStore
 from tusserver.coordination.state.memory import MemoryStateStore
+from tusserver.coordination.state.outbox import OutboxEvent
 from tusserver.coordination.state.sqlite import SQLiteStateStore
 
-__all__ = ["MemoryStateStore", "SQLiteStateStore", "UploadStateStore"]
+__all__ = ["MemoryStateStore", "OutboxEvent", "SQLiteStateStore", "SupportsOutbox", "UploadStateStore"]

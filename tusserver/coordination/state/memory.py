@@ -1,11 +1,12 @@
-"""In-process state for tests and throwaway servers: lost when the process exits."""
+"""In-process state for tests and throwaway servers: lost when the process exits, hook outbox included."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.outbox import OutboxEvent, oldest_first
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
@@ -13,16 +14,22 @@ __all__ = ["MemoryStateStore"]
 
 
 class MemoryStateStore:
-    """Keeps records in a dict (see `UploadStateStore`)."""
+    """Keeps records and the hook outbox in dicts (see `UploadStateStore` and `SupportsOutbox`)."""
 
     def __init__(self) -> None:
         self._records: dict[str, UploadInfo] = {}
+        self._outbox: dict[str, OutboxEvent] = {}
 
-    async def create(self, info: UploadInfo) -> None:
-        """Store a new record; raises UploadExistsError for a duplicate id."""
+    def _record(self, events: Sequence[OutboxEvent]) -> None:
+        for event in events:
+            self._outbox.setdefault(event.id, event)
+
+    async def create(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Store a new record and its events; raises UploadExistsError for a duplicate id."""
         if info.id in self._records:
             raise UploadExistsError()
         self._records[info.id] = info
+        self._record(events)
 
     async def get(self, upload_id: str) -> UploadInfo:
         """Load a record; raises UploadNotFoundError."""
@@ -31,15 +38,17 @@ class MemoryStateStore:
         except KeyError:
             raise UploadNotFoundError() from None
 
-    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
-        """Replace a record; raises UploadNotFoundError if it was deleted."""
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None, events: Sequence[OutboxEvent] = ()) -> None:
+        """Replace a record and record its events; raises UploadNotFoundError if it was deleted."""
         if info.id not in self._records:
             raise UploadNotFoundError()
         self._records[info.id] = info
+        self._record(events)
 
-    async def delete(self, upload_id: str) -> None:
-        """Forget a record."""
-        self._records.pop(upload_id, None)
+    async def delete(self, upload_id: str, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Forget a record; its events are recorded if it was there."""
+        if self._records.pop(upload_id, None) is not None:
+            self._record(events)
 
     async def expiring(self, before: datetime) -> AsyncIterator[str]:
         """Ids of records that expire at or before `before`."""
@@ -47,5 +56,28 @@ class MemoryStateStore:
             if info.is_expired(before):
                 yield info.id
 
+    async def outbox_due(self, now: datetime, *, limit: int, claim_for: float) -> list[OutboxEvent]:
+        """Claim due events (see `SupportsOutbox.outbox_due`); a stable sort keeps ties in recording order."""
+        due = sorted((event for event in self._outbox.values() if event.not_before <= now), key=_not_before)
+        until = now + timedelta(seconds=claim_for)
+        claimed = [
+            event.model_copy(update={"not_before": until, "attempts": event.attempts + 1}) for event in due[:limit]
+        ]
+        self._outbox.update((event.id, event) for event in claimed)
+        return oldest_first(claimed)
+
+    async def outbox_done(self, event_id: str) -> None:
+        """Remove an event."""
+        self._outbox.pop(event_id, None)
+
+    async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
+        """Make an event due at `not_before`."""
+        if (event := self._outbox.get(event_id)) is not None:
+            self._outbox[event_id] = event.model_copy(update={"not_before": not_before})
+
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _not_before(event: OutboxEvent) -> datetime:
+    return event.not_before

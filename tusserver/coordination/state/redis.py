@@ -2,7 +2,16 @@
 
 Keys (with the configurable prefix, default "tus:"):
 - `<prefix>upload:<id>`: the upload record as JSON;
-- `<prefix>expires`: a sorted set of upload ids scored by expiry time (seconds since the epoch).
+- `<prefix>expires`: a sorted set of upload ids scored by expiry time (seconds since the epoch);
+- the hook outbox: `<prefix>hooks`, a sorted set of event ids scored by `not_before` (whole microseconds
+  since the epoch), `<prefix>hooks:events`, a hash of id -> the event as recorded (JSON), and
+  `<prefix>hooks:attempts`, a hash of id -> attempts.
+
+Why a sorted set and not a stream with a consumer group: the outbox needs a due time per event (a retry
+with backoff, a claim that ends), which is exactly a score; a claim is one Lua script that takes the
+lowest scores up to `now` and moves them to `now + claim_for`, so N instances never hold one event at
+once, and a crashed instance's claim simply runs out. A stream would need XAUTOCLAIM with one idle time
+for every entry, a second read path for new entries, and could not delay one entry's retry alone.
 
 Every write is one Lua script, so the record and the expiry index change together, and a save can
 never move an offset backwards, whichever instance sends it. A HEAD or PATCH reads the record with
@@ -12,14 +21,16 @@ state). Run Redis with AOF persistence (`appendonly yes`) so uploads survive a R
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from string import Template
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.outbox import OutboxEvent, from_micros, micros, oldest_first
 from tusserver.protocol.errors import (
     OffsetMismatchError,
     ServiceUnavailableError,
@@ -31,25 +42,69 @@ from tusserver.protocol.model import UploadInfo
 
 __all__ = ["RedisStateStore", "lock_key", "redis_available"]
 
+# Each write comes in two scripts: the plain one, and one that also records hook events, in the same
+# script and only once the change is made. The latter's KEYS go on with the outbox's three (KEYS[3..5]),
+# its ARGV with the events, four values each (id, not_before, attempts, JSON), from ARGV[$events] on.
+# An id already recorded is skipped.
+_RECORD_EVENTS = """
+for i = $events, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 3]) == 1 then
+    redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i])
+    redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 2])
+  end
+end"""
 # KEYS: record, expiry index. ARGV: json, expiry score or "", id.
-_CREATE = """
+_CREATE = Template("""
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end$record
 return 1
-"""
+""")
 # KEYS: record, expiry index[, lock]. ARGV: json, expiry score or "", id, new offset[, lock token].
 # Returns {1} when saved, {-1} when the record is gone, {0, stored offset} when it would go backwards,
 # {-2} when the lock is no longer the caller's (fencing: a former holder must not record).
-_SAVE = """
-if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[5] then return {-2} end
+# With events, the lock is KEYS[6] (after the outbox's), and ARGV[5] is the token or "".
+_SAVE = Template("""
+if KEYS[$lock] and redis.call('GET', KEYS[$lock]) ~= ARGV[5] then return {-2} end
 local current = redis.call('GET', KEYS[1])
 if not current then return {-1} end
 local stored = cjson.decode(current)['offset']
 if stored > tonumber(ARGV[4]) then return {0, stored} end
 redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) else redis.call('ZREM', KEYS[2], ARGV[3]) end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) else redis.call('ZREM', KEYS[2], ARGV[3]) end$record
 return {1}
+""")
+# KEYS: record, expiry index, the outbox's three. ARGV: id, then the events. (Without events, a MULTI.)
+_DELETE = (
+    """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end"""
+    + Template(_RECORD_EVENTS).substitute(events=2)
+    + """
+return 1
 """
+)
+# KEYS: the outbox's three. ARGV: now, claimed until, limit. Returns id, JSON, attempts for each claimed event.
+_CLAIM = """
+local claimed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local recorded = redis.call('HGET', KEYS[2], id)
+  if recorded then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    local attempts = redis.call('HINCRBY', KEYS[3], id, 1)
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = recorded
+    claimed[#claimed + 1] = attempts
+  else  -- never so, as the scripts write; a half-removed event is removed
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[3], id)
+  end
+end
+return claimed
+"""
+
+
+def _with_events(script: Template, first: int, **slots: object) -> str:
+    return script.substitute(slots, record=Template(_RECORD_EVENTS).substitute(events=first))
 
 
 @contextmanager
@@ -82,16 +137,25 @@ class RedisStateStore:
         self._redis = client
         self._prefix = prefix
         self._expires = prefix + "expires"
-        self._create = client.register_script(_CREATE)
-        self._save = client.register_script(_SAVE)
+        self._outbox = [prefix + "hooks", prefix + "hooks:events", prefix + "hooks:attempts"]
+        self._create = client.register_script(_CREATE.substitute(record=""))
+        self._save = client.register_script(_SAVE.substitute(lock=3, record=""))
+        self._create_recording = client.register_script(_with_events(_CREATE, 4))
+        self._save_recording = client.register_script(_with_events(_SAVE, 6, lock=6))
+        self._delete_recording = client.register_script(_DELETE)
+        self._claim = client.register_script(_CLAIM)
 
     def _key(self, upload_id: str) -> str:
         return f"{self._prefix}upload:{upload_id}"
 
-    async def create(self, info: UploadInfo) -> None:
-        """Store a new record and its expiry atomically; raises UploadExistsError."""
+    async def create(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Store a new record, its expiry and its events atomically; raises UploadExistsError."""
+        keys = [self._key(info.id), self._expires]
         with redis_available():
-            created = await self._create(keys=[self._key(info.id), self._expires], args=_args(info))
+            if events:
+                created = await self._create_recording(keys=keys + self._outbox, args=_args(info) + _event_args(events))
+            else:
+                created = await self._create(keys=keys, args=_args(info))
         if not created:
             raise UploadExistsError()
 
@@ -114,9 +178,9 @@ class RedisStateStore:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(raw), bool(locked)
 
-    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None, events: Sequence[OutboxEvent] = ()) -> None:
         """Replace a record atomically, never moving its offset backwards, and only while `lease`
-        (a `RedisLease`) still holds the upload's lock.
+        (a `RedisLease`) still holds the upload's lock; `events` are recorded in the same script, if it saves.
 
         Raises:
             UploadNotFoundError: the record was deleted meanwhile.
@@ -124,11 +188,14 @@ class RedisStateStore:
             UploadLockedError: the lock passed to another holder.
         """
         keys, args = [self._key(info.id), self._expires], [*_args(info), str(info.offset)]
-        fence = getattr(lease, "fence", None)
-        if fence is not None:
-            keys, args = [*keys, fence[0]], [*args, fence[1]]
+        fence: tuple[str, str] | None = getattr(lease, "fence", None)
+        lock, token = ([fence[0]], [fence[1]]) if fence else ([], [])
+        script = self._save
+        if events:  # the outbox's keys come before the lock; the token (or "") before the events
+            keys, args = [*keys, *self._outbox], [*args, *(token or [""]), *_event_args(events)]
+            script, token = self._save_recording, []
         with redis_available():
-            result = await self._save(keys=keys, args=args)
+            result = await script(keys=[*keys, *lock], args=[*args, *token])
         if result[0] == -2:
             raise UploadLockedError("this request lost the upload's lock; nothing was recorded")
         if result[0] == -1:
@@ -136,9 +203,13 @@ class RedisStateStore:
         if result[0] == 0:
             raise OffsetMismatchError(int(result[1]))
 
-    async def delete(self, upload_id: str) -> None:
-        """Remove a record and its expiry in one transaction."""
+    async def delete(self, upload_id: str, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Remove a record and its expiry in one transaction; its events are recorded in it if the record was there."""
         with redis_available():
+            if events:
+                keys = [self._key(upload_id), self._expires, *self._outbox]
+                await self._delete_recording(keys=keys, args=[upload_id, *_event_args(events)])
+                return
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key(upload_id))
                 pipe.zrem(self._expires, upload_id)
@@ -151,6 +222,37 @@ class RedisStateStore:
         for upload_id in upload_ids:
             yield str(upload_id)
 
+    async def outbox_due(self, now: datetime, *, limit: int, claim_for: float) -> list[OutboxEvent]:
+        """Claim due events in one Lua script (see `SupportsOutbox.outbox_due`); ties in `not_before` go by id."""
+        if limit < 1:
+            return []  # Redis reads a negative LIMIT count as none at all
+        until = micros(now + timedelta(seconds=claim_for))
+        with redis_available():
+            flat = await self._claim(keys=self._outbox, args=[micros(now), until, limit])
+        not_before = from_micros(until)
+        claimed = [
+            OutboxEvent.model_validate_json(flat[i + 1]).model_copy(
+                update={"attempts": int(flat[i + 2]), "not_before": not_before}
+            )
+            for i in range(0, len(flat), 3)
+        ]
+        return oldest_first(claimed)
+
+    async def outbox_done(self, event_id: str) -> None:
+        """Remove an event, in one transaction."""
+        due, recorded, attempts = self._outbox
+        with redis_available():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(due, event_id)
+                pipe.hdel(recorded, event_id)
+                pipe.hdel(attempts, event_id)
+                await pipe.execute()
+
+    async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
+        """Make an event due at `not_before` (ZADD XX: an event removed meanwhile stays removed)."""
+        with redis_available():
+            await self._redis.zadd(self._outbox[0], {event_id: micros(not_before)}, xx=True)
+
     async def aclose(self) -> None:
         """Close the client and its connections."""
         await self._redis.aclose()
@@ -158,3 +260,8 @@ class RedisStateStore:
 
 def _args(info: UploadInfo) -> list[str]:
     return [info.model_dump_json(), _score(info), info.id]
+
+
+def _event_args(events: Sequence[OutboxEvent]) -> list[str]:
+    # The JSON keeps the event as recorded; the outbox's sorted set and attempts hash hold what changes.
+    return [value for e in events for value in (e.id, str(micros(e.not_before)), str(e.attempts), e.model_dump_json())]

@@ -14,6 +14,11 @@ their own, with their own connection, so the event loop's commits never wait for
 
 Several server processes on one machine can share the file (SQLite locks it); uploads are
 then still locked per process only, so run one process unless a shared locker is configured.
+
+The hook outbox is the table `hook_outbox`, one row per event (times in whole microseconds since the
+epoch). An event is inserted in the transaction of the record change that causes it, right after that
+change's statement and only if that statement changed a row; a claim is one UPDATE … RETURNING, so two
+processes on one file never claim the same row (SQLite serializes writers).
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +39,7 @@ import anyio
 import anyio.to_thread
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.outbox import OutboxEvent, from_micros, micros, oldest_first
 from tusserver.protocol.errors import StorageFullError, UploadExistsError, UploadNotFoundError
 from tusserver.protocol.model import UploadInfo
 
@@ -46,6 +52,17 @@ logger = logging.getLogger("tusserver")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires_at REAL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS uploads_expires_at ON uploads (expires_at) WHERE expires_at IS NOT NULL",
+    # A rowid table: ties in not_before are claimed in the order they were recorded.
+    "CREATE TABLE IF NOT EXISTS hook_outbox (id TEXT PRIMARY KEY, event TEXT NOT NULL, upload_id TEXT NOT NULL,"
+    " payload TEXT NOT NULL, created_at INTEGER NOT NULL, attempts INTEGER NOT NULL, not_before INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS hook_outbox_not_before ON hook_outbox (not_before)",
+)
+_COLUMNS = "id, event, upload_id, payload, created_at, attempts, not_before"
+# An id the outbox holds already is recorded: the event is not recorded twice, and the record change stands.
+_RECORD_EVENT = f"INSERT OR IGNORE INTO hook_outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_CLAIM = (
+    "UPDATE hook_outbox SET not_before = ?, attempts = attempts + 1 WHERE id IN"
+    f" (SELECT id FROM hook_outbox WHERE not_before <= ? ORDER BY not_before, rowid LIMIT ?) RETURNING {_COLUMNS}"
 )
 
 
@@ -118,18 +135,18 @@ class SQLiteStateStore:
             return await anyio.to_thread.run_sync(locked)
         return locked()
 
-    async def _write(self, statement: str, row: tuple[object, ...]) -> int:
+    async def _write(self, statement: str, row: tuple[object, ...], *, events: Sequence[OutboxEvent] = ()) -> _Write:
         """`_commit_write`, with a full disk answered as such (507), not as an unexpected failure."""
         try:
-            return await self._commit_write(statement, row)
+            return await self._commit_write(_Write(statement, row, events))
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:  # None: not from SQLite itself
                 raise StorageFullError("no space left for the upload records; retry later") from exc
             raise
 
-    async def _commit_write(self, statement: str, row: tuple[object, ...]) -> int:
-        """Run one write statement in a transaction of its own, or with `fsync` in a group commit;
-        returns its rowcount.
+    async def _commit_write(self, write: _Write) -> _Write:
+        """Run one write (a statement, and the events it causes) in a transaction of its own, or with
+        `fsync` in a group commit; returns it with its outcome.
 
         With `fsync`, a commit waits for the disk (~1 ms here), and commits run one at a time, so
         they capped a server at ~400 small uploads a second. The first write to find no batch
@@ -138,8 +155,18 @@ class SQLiteStateStore:
         INSERT); a failed commit fails every write in it.
         """
         if not self._fsync:
-            return int((await self._run(functools.partial(self._db.execute, statement, row))).rowcount)
-        write = _Write(statement, row)
+            if not write.events:  # one statement commits by itself (autocommit), as cheap as a write gets
+                await self._run(functools.partial(write.run, self._db))
+                return write
+            await self._run(functools.partial(self._commit, [write]))  # with its events: one transaction
+        else:
+            await self._group_commit(write)
+        if write.error is not None:
+            raise write.error
+        return write
+
+    async def _group_commit(self, write: _Write) -> None:
+        write.done = anyio.Event()
         self._batch.append(write)
         if len(self._batch) > 1:
             await write.done.wait()
@@ -152,9 +179,6 @@ class SQLiteStateStore:
                     finally:
                         for joined in batch:
                             joined.done.set()
-        if write.error is not None:
-            raise write.error
-        return write.rowcount
 
     def _commit(self, batch: list[_Write]) -> None:
         """The batch's writes in one transaction on the write connection (a worker thread's, with fsync)."""
@@ -163,9 +187,11 @@ class SQLiteStateStore:
         try:
             for write in batch:
                 try:
-                    write.rowcount = db.execute(write.statement, write.row).rowcount
-                except sqlite3.IntegrityError as exc:  # this write fails alone
+                    write.run(db)
+                except sqlite3.IntegrityError as exc:  # this write fails alone (its statement changed nothing)
                     write.error = exc
+                    continue
+                write.record_events(db)  # any failure here fails the whole batch: never a change without them
             db.execute("COMMIT")
         except Exception as exc:
             if db.in_transaction:
@@ -174,11 +200,11 @@ class SQLiteStateStore:
                 write.error = exc
             raise
 
-    async def create(self, info: UploadInfo) -> None:
-        """Insert a record; raises UploadExistsError for a duplicate id."""
+    async def create(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Insert a record, and its events in the same transaction; raises UploadExistsError for a duplicate id."""
         row = (info.id, info.model_dump_json(), _expires(info))
         try:
-            await self._write("INSERT INTO uploads VALUES (?, ?, ?)", row)
+            await self._write("INSERT INTO uploads VALUES (?, ?, ?)", row, events=events)
         except sqlite3.IntegrityError:
             raise UploadExistsError() from None
 
@@ -195,20 +221,37 @@ class SQLiteStateStore:
             raise UploadNotFoundError()
         return UploadInfo.model_validate_json(rows[0][0])
 
-    async def save(self, info: UploadInfo, *, lease: Lease | None = None) -> None:
-        """Replace a record in one transaction; raises UploadNotFoundError if it was deleted."""
+    async def save(self, info: UploadInfo, *, lease: Lease | None = None, events: Sequence[OutboxEvent] = ()) -> None:
+        """Replace a record in one transaction, with its events; raises UploadNotFoundError if it was deleted."""
         row = (info.model_dump_json(), _expires(info), info.id)
-        if await self._write("UPDATE uploads SET info = ?, expires_at = ? WHERE id = ?", row) == 0:
+        saved = await self._write("UPDATE uploads SET info = ?, expires_at = ? WHERE id = ?", row, events=events)
+        if saved.rowcount == 0:
             raise UploadNotFoundError()
 
-    async def delete(self, upload_id: str) -> None:
-        """Remove a record."""
-        await self._write("DELETE FROM uploads WHERE id = ?", (upload_id,))
+    async def delete(self, upload_id: str, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Remove a record; its events are recorded in the same transaction if it was there."""
+        await self._write("DELETE FROM uploads WHERE id = ?", (upload_id,), events=events)
 
     async def expiring(self, before: datetime) -> AsyncIterator[str]:
         """Ids of records that expire at or before `before`, read in one query."""
         for (upload_id,) in await self._read("SELECT id FROM uploads WHERE expires_at <= ?", (before.timestamp(),)):
             yield upload_id
+
+    async def outbox_due(self, now: datetime, *, limit: int, claim_for: float) -> list[OutboxEvent]:
+        """Claim due events with one UPDATE … RETURNING (see `SupportsOutbox.outbox_due`)."""
+        if limit < 1:
+            return []  # SQLite reads a negative LIMIT as none at all
+        until = micros(now + timedelta(seconds=claim_for))
+        claimed = await self._write(_CLAIM, (until, micros(now), limit))
+        return oldest_first(_event(row) for row in claimed.rows)
+
+    async def outbox_done(self, event_id: str) -> None:
+        """Remove an event."""
+        await self._write("DELETE FROM hook_outbox WHERE id = ?", (event_id,))
+
+    async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
+        """Make an event due at `not_before`."""
+        await self._write("UPDATE hook_outbox SET not_before = ? WHERE id = ?", (micros(not_before), event_id))
 
     async def aclose(self) -> None:
         """Stop the checkpointer and close the database."""
@@ -219,14 +262,47 @@ class SQLiteStateStore:
         self._db.close()
 
 
-class _Write:
-    """One write statement in a group commit, and its outcome once the commit is over."""
+def _event(row: tuple[Any, ...]) -> OutboxEvent:
+    event_id, event, upload_id, payload, created_at, attempts, not_before = row
+    return OutboxEvent(
+        id=event_id,
+        event=event,
+        upload_id=upload_id,
+        payload=payload,
+        created_at=from_micros(created_at),
+        attempts=attempts,
+        not_before=from_micros(not_before),
+    )
 
-    def __init__(self, statement: str, row: tuple[object, ...]) -> None:
-        self.statement, self.row = statement, row
+
+def _event_row(event: OutboxEvent) -> tuple[object, ...]:
+    return (event.id, event.event, event.upload_id, event.payload, micros(event.created_at), event.attempts,
+            micros(event.not_before))  # fmt: skip
+
+
+class _Write:
+    """One write statement, and the events it causes, in a group commit; its outcome once the commit is over."""
+
+    __slots__ = ("done", "error", "events", "row", "rowcount", "rows", "statement")
+
+    def __init__(self, statement: str, row: tuple[object, ...], events: Sequence[OutboxEvent] = ()) -> None:
+        self.statement, self.row, self.events = statement, row, events
         self.rowcount = 0
+        self.rows: list[Any] = []  # what a statement with RETURNING returned
         self.error: Exception | None = None
-        self.done = anyio.Event()
+        self.done: anyio.Event  # set by a group commit once it is over (made only for one)
+
+    def run(self, db: sqlite3.Connection) -> None:
+        """Run the statement (to its end: a RETURNING statement left unread would be cut short)."""
+        cursor = db.execute(self.statement, self.row)
+        self.rows = cursor.fetchall()
+        self.rowcount = cursor.rowcount
+
+    def record_events(self, db: sqlite3.Connection) -> None:
+        """Insert the events, if the statement changed a row (a refused change causes none)."""
+        if self.rowcount > 0:
+            for event in self.events:
+                db.execute(_RECORD_EVENT, _event_row(event))
 
 
 class _Checkpointer:

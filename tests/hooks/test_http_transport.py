@@ -91,7 +91,8 @@ class Receiver:
         if answer.drip:
             for byte in answer.body:
                 await send({"type": "http.response.body", "body": bytes([byte]), "more_body": True})
-                await anyio.sleep(answer.drip)
+                with anyio.move_on_after(answer.drip):
+                    await self.released.wait()  # stop dripping once the receiver stops
         await send({"type": "http.response.body", "body": b"" if answer.drip else answer.body})
 
 
@@ -205,15 +206,21 @@ async def test_one_pooled_connection_carries_consecutive_events(receiver: Receiv
 
 # --- what is answered -----------------------------------------------------------------------------------------
 
-TUSD_EXAMPLE = b'{"HTTPResponse": {"StatusCode": 400, "Body": "no filename", "Headers": {"X-A": "b"}}, "RejectUpload": true}'
+TUSD_EXAMPLE = (
+    b'{"HTTPResponse": {"StatusCode": 400, "Body": "no filename", "Headers": {"X-A": "b"}}, "RejectUpload": true}'
+)
 LOWER_CASE = b'{"rejectupload": true, "httpresponse": {"statuscode": 400, "body": "no filename"}, "Unknown": [1]}'
 
 
 @pytest.mark.parametrize("body", [TUSD_EXAMPLE, LOWER_CASE], ids=["tusd-example-headers-ignored", "any-case"])
-async def test_answers_are_decoded_as_go_decodes_json(receiver: Receiver, make_hooks: HooksFactory, body: bytes) -> None:
+async def test_answers_are_decoded_as_go_decodes_json(
+    receiver: Receiver, make_hooks: HooksFactory, body: bytes
+) -> None:
     receiver.script(Answer(body=body))
     response = await timed(make_hooks(receiver.url).invoke(hook_request()))
-    assert response == HookResponse(HTTPResponse=HookHTTPResponse(StatusCode=400, Body="no filename"), RejectUpload=True)
+    assert response == HookResponse(
+        HTTPResponse=HookHTTPResponse(StatusCode=400, Body="no filename"), RejectUpload=True
+    )
 
 
 async def test_a_json_answer_is_taken_whatever_its_content_type(receiver: Receiver, make_hooks: HooksFactory) -> None:
@@ -275,7 +282,9 @@ async def test_non_2xx_after_every_retry_fails_with_the_status(receiver: Receive
 async def test_a_receiver_that_is_down_fails_after_the_retries(make_hooks: HooksFactory) -> None:
     [port] = free_ports(1)  # nothing listens there
     hooks = make_hooks(f"http://127.0.0.1:{port}/", retries=2, **FAST)
-    await fails(hooks.invoke(hook_request()), r"post-receive hook at http://127\.0\.0\.1:\d+/: ConnectError.*3 attempts")
+    await fails(
+        hooks.invoke(hook_request()), r"post-receive hook at http://127\.0\.0\.1:\d+/: ConnectError.*3 attempts"
+    )
 
 
 async def test_a_slow_receiver_times_out_on_each_attempt(receiver: Receiver, make_hooks: HooksFactory) -> None:

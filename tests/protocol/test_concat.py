@@ -129,7 +129,7 @@ REJECTED = {
     "encoded-slash": "final;/files/..%2fetc",
     "absolute-dot-dot": "final;http://evil/../files/a",
     "prefix-lookalike": "final;/filesx/a",
-    "dot-in-id": "final;/files/a.b",
+    "dot-dot-id": "final;/files/..",
     "encoded-space": "final;/files/a%20b",
     "id-too-long": "final;/files/" + "x" * 129,
     "one-bad-url": "final;/files/a /other/b",

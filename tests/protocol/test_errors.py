@@ -34,6 +34,9 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.ServiceUnavailableError, 503, "ERR_SERVICE_UNAVAILABLE"),
     (errors.StorageFullError, 507, "ERR_STORAGE_FULL"),
     (errors.MalformedRequestError, 400, "ERR_MALFORMED_REQUEST"),
+    (errors.HookAnswerError, 400, "ERR_UPLOAD_REJECTED"),
+    (errors.TerminationRejectedError, 400, "ERR_TERMINATION_REJECTED"),
+    (errors.UploadStoppedError, 400, "ERR_UPLOAD_STOPPED"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
     (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
     (errors.HeadTimeoutError, 408, "ERR_HEADERS_TIMEOUT"),  # RFC 9110 §15.5.9

@@ -75,15 +75,17 @@ def test_check_tus_resumable_unsupported_raises_412(raw: str | None) -> None:
 # --- check_upload_id ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("upload_id", ["abc", "A-b_9", "x" * 128], ids=["letters", "mixed", "max-length"])
+@pytest.mark.parametrize(
+    "upload_id", ["abc", "A-b_9", "x" * 128, "scan_2026.12~v1"], ids=["letters", "mixed", "max-length", "hook-chosen"]
+)
 def test_check_upload_id_returns_valid_id(upload_id: str) -> None:
     assert check_upload_id(upload_id) == upload_id
 
 
 @pytest.mark.parametrize(
     "upload_id",
-    ["", "x" * 129, "../etc", "a/b", "a.b", "a b", "é", "a\n"],
-    ids=["empty", "too-long", "dot-dot", "slash", "dot", "space", "non-ascii", "trailing-newline"],
+    ["", "x" * 129, "../etc", "a/b", ".", "..", "a b", "é", "a\n"],
+    ids=["empty", "too-long", "dot-dot-slash", "slash", "dot", "dot-dot", "space", "non-ascii", "trailing-newline"],
 )
 def test_check_upload_id_invalid_raises_not_found(upload_id: str) -> None:
     with pytest.raises(errors.UploadNotFoundError) as info:

@@ -38,6 +38,7 @@ __all__ = [
     "SizeExceededError",
     "StorageFailureError",
     "StorageFullError",
+    "TerminationRejectedError",
     "TooManyPartsError",
     "TusError",
     "UnsupportedVersionError",
@@ -47,6 +48,7 @@ __all__ = [
     "UploadLockedError",
     "UploadNotFinishedError",
     "UploadNotFoundError",
+    "UploadStoppedError",
     "error_class",
 ]
 

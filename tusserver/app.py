@@ -21,7 +21,7 @@ from storage_backends.local import LocalStorage
 from tusserver.context import TusContext, utcnow
 from tusserver.coordination.cleanup import sweep_forever
 from tusserver.coordination.hooks.dispatch import InProcessHook
-from tusserver.coordination.hooks.setup import build_hooks
+from tusserver.coordination.hooks.setup import build_hooks, deliverer_of
 from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.coordination.state.sqlite import SQLiteStateStore
@@ -95,6 +95,7 @@ def create_app(
         hooks=build_hooks(settings, hooks),
         clock=clock or utcnow,
     )
+    tus.deliverer = deliverer_of(tus)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,6 +103,8 @@ def create_app(
             await tus.storage.open()  # a missing bucket stops the start-up with its reason
         async with anyio.create_task_group() as tasks:
             tus.hooks.run_in(tasks)  # non-blocking hooks run in the background from now on
+            if tus.deliverer is not None:
+                tasks.start_soon(tus.deliverer.run)
             if settings.cleanup_interval is not None:
                 tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
             if isinstance(tus.locker, SupportsServe):

@@ -6,9 +6,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from storage_backends.base import StorageBackend, SupportsLimits
 from tusserver.coordination.hooks.dispatch import Hooks
+
+if TYPE_CHECKING:
+    from tusserver.coordination.hooks.delivery import Deliverer
 from tusserver.coordination.locking import Locker
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.protocol import rules
@@ -39,7 +43,8 @@ class TusContext:
     locker: Locker
     extensions: tuple[Extension, ...]
     trusted_proxies: TrustedProxies
-    hooks: Hooks = field(default_factory=lambda: Hooks([]))
+    hooks: Hooks = field(default_factory=Hooks)
+    deliverer: Deliverer | None = None  # of the outbox: post-create, post-finish, post-terminate
     clock: Callable[[], datetime] = field(default=utcnow)
     new_upload_id: Callable[[], str] = field(default=_new_upload_id)
     # partial id -> pending final ids, so a final is joined the moment its last partial finishes.

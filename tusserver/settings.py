@@ -86,6 +86,8 @@ class Settings(BaseModel, frozen=True):
         hooks_enabled_events: the events sent; tusd's default is every event but pre-finish and
             pre-terminate.
         hooks_progress_interval: seconds between post-receive events of one PATCH.
+        hooks_max_age: seconds post-create, post-finish and post-terminate are tried again (with a growing
+            backoff) before an undelivered one is dropped.
     """
 
     host: str = "127.0.0.1"
@@ -133,6 +135,7 @@ class Settings(BaseModel, frozen=True):
     hooks_dir: Path | None = None
     hooks_enabled_events: tuple[HookEvent, ...] = DEFAULT_ENABLED
     hooks_progress_interval: float = Field(default=1.0, gt=0)
+    hooks_max_age: float = Field(default=86400.0, gt=0)
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:

@@ -12,7 +12,8 @@ from storage_backends.base import StorageRef, SupportsDelete, SupportsSweep
 from storage_backends.errors import StorageError
 from tusserver.context import TusContext
 from tusserver.coordination.hooks.events import HookEvent
-from tusserver.coordination.hooks.requests import NO_REQUEST, about
+from tusserver.coordination.hooks.outgoing import Outgoing
+from tusserver.coordination.hooks.requests import NO_REQUEST
 from tusserver.protocol.errors import TusError, UploadNotFoundError
 from tusserver.protocol.ids import upload_id_of
 
@@ -43,6 +44,7 @@ async def remove_expired(tus: TusContext, now: datetime) -> list[str]:
 async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> bool:
     if await tus.locker.held(upload_id):
         return False
+    outgoing = Outgoing(tus, NO_REQUEST)
     try:
         async with tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout):
             info = await tus.state.get(upload_id)  # again, under the lock: a PATCH may have extended it
@@ -50,15 +52,16 @@ async def _remove_if_expired(tus: TusContext, upload_id: str, now: datetime) -> 
                 return False
             if isinstance(tus.storage, SupportsDelete):
                 await tus.storage.delete(info.storage)
-            await tus.state.delete(upload_id)
+            events = outgoing.outbox(HookEvent.POST_TERMINATE, info)  # what a receiver hears of it
+            await tus.state.delete(upload_id, events=events)
+            outgoing.wrote(events)
     except TusError:  # gone meanwhile, or busy again
         return False
     except StorageError as exc:
         logger.warning("could not remove expired upload %s: %s", upload_id, exc)
         return False
     logger.info("removed expired upload %s", upload_id)
-    if tus.hooks.on(HookEvent.POST_TERMINATE):  # what a receiver hears of an upload that went away
-        await tus.hooks.later(HookEvent.POST_TERMINATE, about(tus, HookEvent.POST_TERMINATE, info, NO_REQUEST))
+    await outgoing.send()
     return True
 
 

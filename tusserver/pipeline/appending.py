@@ -8,7 +8,7 @@ loses at most that much of it; bytes that must first pass a checksum are recorde
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -22,6 +22,7 @@ from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookResponse
 from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.outbox import OutboxEvent
 from tusserver.pipeline import finals, hooks
 from tusserver.pipeline.body import BodyReader, digesting, splice_of
 from tusserver.protocol import rules
@@ -81,10 +82,11 @@ class Journal:
         if getattr(self.lease, "fence", None) is not None:
             await self.tus.state.save(self.recorded, lease=self.lease)
 
-    async def save(self, info: UploadInfo) -> None:
-        """Save `info` (fenced) and remove what the record it replaces held that it does not."""
+    async def save(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
+        """Save `info` (fenced), with the hook `events` it causes, and remove what the record it replaces held
+        that it does not."""
         with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
-            await self.tus.state.save(info, lease=self.lease)
+            await self.tus.state.save(info, lease=self.lease, events=events)
             old, self.recorded = self.recorded, info
             await discard(self.tus, old.storage, info.storage)
 
@@ -203,11 +205,11 @@ async def _record_end(journal: Journal, stored: Appended, queue: hooks.Outgoing)
         await hooks.pre_finish(queue, info)  # a failure (503) records nothing: the client sends the end again
     with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
         info = await complete_if_done(tus, info, was_complete=append.was_complete)
-        await journal.save(info)
+        events = queue.outbox(HookEvent.POST_FINISH, info) if finishing else []
+        await journal.save(info, events=events)
     if stored.length > append.info.offset:
         queue.add(HookEvent.POST_RECEIVE, info)
-    if finishing:
-        queue.add(HookEvent.POST_FINISH, info)
+    queue.wrote(events)
     return info
 
 

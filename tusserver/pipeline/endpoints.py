@@ -175,14 +175,15 @@ class Endpoints:
             if info.is_complete:  # tus §POST: an upload with Upload-Length: 0 is complete at once
                 await hooks.pre_finish(queue, info)
             info = await complete_if_done(self.tus, info, was_complete=False)
-            await self.tus.state.create(info)
+            events = queue.outbox(HookEvent.POST_CREATE, info)
+            if info.is_complete:
+                events += queue.outbox(HookEvent.POST_FINISH, info)
+            await self.tus.state.create(info, events=events)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._remove_storage(info.storage)
             raise
-        queue.add(HookEvent.POST_CREATE, info)
-        if info.is_complete:
-            queue.add(HookEvent.POST_FINISH, info)
+        queue.wrote(events)
         return info
 
     async def _remove_storage(self, ref: StorageRef) -> None:
@@ -270,8 +271,9 @@ class Endpoints:
                 with contextlib.suppress(StorageFullError):
                     await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
                 await tus.storage.delete(info.storage)
-            await tus.state.delete(upload_id)
-            queue.add(HookEvent.POST_TERMINATE, info)
+            events = queue.outbox(HookEvent.POST_TERMINATE, info)
+            await tus.state.delete(upload_id, events=events)
+            queue.wrote(events)
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:

@@ -58,9 +58,10 @@ async def create_final(
             parts=create.concat.parts,
             concat_header=create.concat.header,
         )  # no expiry while pending: it waits on its partials, which expire on their own
-        await tus.state.create(info)
+        events = queue.outbox(HookEvent.POST_CREATE, info) if queue is not None else []
+        await tus.state.create(info, events=events)
         if queue is not None:
-            queue.add(HookEvent.POST_CREATE, info)
+            queue.wrote(events)
         return await settle_final(tus, info, queue)
 
 
@@ -101,13 +102,14 @@ async def settle_final(tus: TusContext, info: UploadInfo, queue: Outgoing | None
     length = sum(partial.offset for partial in partials)  # all finished: the plan's length
     expires_at = tus.expiry(tus.clock(), complete=True)
     info = info.model_copy(update={"length": length, "offset": length, "expires_at": expires_at})
-    events = queue or Outgoing(tus, NO_REQUEST)
-    await hooks.pre_finish(events, info)
+    outgoing = queue or Outgoing(tus, NO_REQUEST)
+    await hooks.pre_finish(outgoing, info)
     info = info.model_copy(update={"storage": await tus.storage.complete(info.storage, length)})
-    await tus.state.save(info)  # recorded only once the storage holds the joined bytes
-    events.add(HookEvent.POST_FINISH, info)
+    finished = outgoing.outbox(HookEvent.POST_FINISH, info)
+    await tus.state.save(info, events=finished)  # recorded only once the storage holds the joined bytes
+    outgoing.wrote(finished)
     if queue is None:
-        await events.send()
+        await outgoing.send()
     return info
 
 

@@ -13,13 +13,16 @@ from starlette.requests import Request
 
 from tusserver.context import TusContext
 from tusserver.coordination.hooks.events import HookEvent
-from tusserver.coordination.hooks.model import HookHTTPRequest, HookRequest, HookResponse
+from tusserver.coordination.hooks.model import HookHTTPRequest, HookResponse
+from tusserver.coordination.hooks.outgoing import Outgoing
 from tusserver.coordination.hooks.requests import NO_REQUEST, about, encoded_metadata, event_request
 from tusserver.protocol.errors import HookAnswerError, InternalServerError, UploadNotFoundError
 from tusserver.protocol.ids import custom_id_problem
 from tusserver.protocol.model import UploadInfo
 from tusserver.protocol.responses import TusResponse
 from tusserver.protocol.rules import CreatePlan
+
+__all__ = ["Outgoing", "decide", "http_request", "outgoing", "pre_create", "pre_finish", "shaped"]
 
 logger = logging.getLogger("tusserver.hooks")
 
@@ -42,26 +45,6 @@ def http_request(request: Request) -> HookHTTPRequest:
 def _canonical_name(name: str) -> str:
     # Go's textproto.CanonicalMIMEHeaderKey, which tusd's receivers see: "upload-metadata" -> "Upload-Metadata".
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-
-
-class Outgoing:
-    """The non-blocking events of one request, sent once it has let go of the upload's lock (no lock is
-    held while a non-blocking hook runs, even where it runs in the request: a mounted app)."""
-
-    def __init__(self, tus: TusContext, http: HookHTTPRequest) -> None:
-        self.tus, self.http = tus, http
-        self.events: list[HookRequest] = []
-        self.finish_answer = HookResponse()  # pre-finish's, which shapes the response
-
-    def add(self, event: HookEvent, info: UploadInfo) -> None:
-        """Queue `event` about `info` (as it is now), if it is on."""
-        if self.tus.hooks.on(event):
-            self.events.append(about(self.tus, event, info, self.http))
-
-    async def send(self) -> None:
-        events, self.events = self.events, []
-        for request in events:
-            await self.tus.hooks.later(HookEvent(request.Type), request)
 
 
 def outgoing(tus: TusContext, request: Request) -> Outgoing:

@@ -132,6 +132,7 @@ OPTIONS = (
     Option("hooks_dir", "run the executable named after each event in this directory (tusd's file hooks)"),
     Option("hooks_enabled_events", "comma-separated events to send", _csv),
     Option("hooks_progress_interval", "seconds between post-receive events of one PATCH", float),
+    Option("hooks_max_age", "post-create/finish/terminate are retried this long, e.g. 24h", parse_duration),
 )
 
 

@@ -119,6 +119,22 @@ class Hooks:
                 logger.warning("%s hook for upload %s failed: %s", event, request.Event.Upload.ID or "-", exc)
         return merge(responses)
 
+    async def deliver(self, event: HookEvent, request: HookRequest) -> None:
+        """Send an outbox event to each of its transports (all are tried).
+
+        Raises:
+            HookFailedError: a transport failed (the event is due again; the others get it twice).
+        """
+        failures = []
+        for transport in self._transports(event):
+            try:
+                await transport.invoke(request)
+            except HookFailedError as exc:
+                failures.append(str(exc))
+        if failures:
+            self.failures[event] += 1
+            raise HookFailedError("; ".join(failures))
+
     async def later(self, event: HookEvent, request: HookRequest) -> None:
         """Send a non-blocking event without making the caller wait for it: in the background of the running
         app. A mounted app gets no lifespan, and so no background: there it is sent before the answer."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+from tusserver.context import TusContext
+from tusserver.coordination.hooks.delivery import Deliverer
 from tusserver.coordination.hooks.dispatch import Hooks, InProcessHook, InProcessHooks, Transport
-from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.events import DELIVERED_AT_LEAST_ONCE, HookEvent
 from tusserver.coordination.hooks.files import FileHooks
 from tusserver.coordination.hooks.http import HTTPHooks
+from tusserver.coordination.state.base import SupportsOutbox
 from tusserver.settings import Settings
 
-__all__ = ["build_hooks", "module_hooks"]
+__all__ = ["build_hooks", "deliverer_of", "module_hooks"]
 
 
 def build_hooks(settings: Settings, in_process: Mapping[str, InProcessHook] | None = None) -> Hooks:
@@ -42,6 +45,18 @@ def build_hooks(settings: Settings, in_process: Mapping[str, InProcessHook] | No
     if settings.hooks_dir is not None:
         routes.append((FileHooks(settings.hooks_dir, timeout=settings.hooks_http_timeout), enabled))
     return Hooks(routes)
+
+
+def deliverer_of(tus: TusContext) -> Deliverer | None:
+    """The outbox's deliverer, when an event that goes through it is on (and the state store has one)."""
+    if not tus.hooks.enabled & DELIVERED_AT_LEAST_ONCE or not isinstance(tus.state, SupportsOutbox):
+        return None
+    settings = tus.settings
+    # A claim outlasts the slowest delivery twice (every attempt timing out, with its backoffs): a longer one
+    # only delays the retry after a crash, a shorter one would have a second instance send it meanwhile.
+    attempts = settings.hooks_http_retry + 1
+    slowest = settings.hooks_http_timeout * attempts + settings.hooks_http_backoff * (attempts - 1)
+    return Deliverer(tus.hooks, tus.state, tus.clock, max_age=settings.hooks_max_age, claim_for=2 * slowest + 10)
 
 
 def module_hooks(name: str) -> dict[HookEvent, InProcessHook]:

@@ -1,6 +1,13 @@
 """tusserver: a tus 1.0 resumable upload server as a Starlette ASGI app."""
 
 from tusserver.app import create_app
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.model import (
+    HookChangeFileInfo,
+    HookHTTPResponse,
+    HookRequest,
+    HookResponse,
+)
 from tusserver.coordination.locking import Locker, MemoryLocker
 from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, UploadStateStore
 from tusserver.protocol import errors
@@ -8,6 +15,11 @@ from tusserver.protocol.errors import TusError
 from tusserver.settings import Settings
 
 __all__ = [
+    "HookChangeFileInfo",
+    "HookEvent",
+    "HookHTTPResponse",
+    "HookRequest",
+    "HookResponse",
     "Locker",
     "MemoryLocker",
     "MemoryStateStore",

@@ -57,5 +57,5 @@ class Outgoing:
                 await hooks.later(HookEvent(item.Type), item)
             elif deliverer is not None and deliverer.running:
                 deliverer.wake()
-            elif deliverer is not None:
-                await deliverer.deliver(item)
+            elif deliverer is not None:  # no background: this event, and any left over, go out now
+                await deliverer.deliver_due()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +14,15 @@ RATIO_METRICS = (("rate", True), ("server_cpu", False), ("p99_ms", False), ("rss
 SUMMARY_METRICS = ("rate", "p50_ms", "p99_ms", "server_cpu", "rss_peak_mb", "client_cpu_s", "foreign_cpu_s")
 # A workload compared with another one, server by server: W5 (parallel partials + final) against W1 (one stream).
 CROSS = {"W5": "W1"}
+# tusserver with hooks (issue 20), compared only with the same server without hooks, in the same run.
+HOOKED = {"tusserver-hooks-receive": "tusserver", "tusserver-hooks-default": "tusserver"}
 
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 3's targets: `metric` of a tusserver variant in `workload`, as a ratio over `other`'s median
-    (None: the value itself), at least (`at_least`) or at most `limit`."""
+    """One of the issues' targets: `metric` of a tusserver variant in `workload`, as a ratio over `other`'s median
+    (None: the value itself), at least (`at_least`) or at most `limit`. `subject` names the one server it is
+    about (None: any of tusserver's ASGI servers may meet it)."""
 
     workload: str
     metric: str
@@ -27,6 +30,8 @@ class Target:
     other: str | None
     at_least: bool
     text: str
+    subject: str | None = None
+    issue: int = 3
 
     def met_by(self, value: float) -> bool:
         return value >= self.limit if self.at_least else value <= self.limit
@@ -40,7 +45,15 @@ TARGETS = (
     Target("W3", "rate", 3.0, "tus-node", True, "W3 uploads/s >= 3.0x @tus/server"),
     Target("W3", "p99_ms", 0.5, "tus-node", False, "W3 p99 <= 0.5x @tus/server"),
     Target("W1", "rss_peak_mb", 100, None, False, "W1 peak RSS <= 100 MB (issue 3 checks it at --size 5G)"),
-)
+    Target("W1", "rate", 0.9, "tusserver", True, "W1 with post-receive >= 0.9x W1 without hooks",
+           "tusserver-hooks-receive", 20),
+    Target("W3", "rate", 0.7, "tusserver", True, "W3 with default hooks >= 0.7x W3 without hooks",
+           "tusserver-hooks-default", 20),
+)  # fmt: skip
+HEADINGS = {
+    3: "Targets of issue 3 (on medians; met when one of tusserver's ASGI servers meets it):",
+    20: "Targets of issue 20 (on medians; tusserver with hooks to an HTTP receiver over tusserver without, same run):",
+}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -122,15 +135,24 @@ def _metric_ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, fl
     return pairs
 
 
+def _subjects(names: Iterable[str]) -> list[str]:
+    """tusserver on each of its ASGI servers, without hooks."""
+    return [name for name in names if name.startswith(SUBJECT) and name not in HOOKED]
+
+
+def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The (subject, other) pairs the ratios compare: each tusserver variant with each server that is not one,
+    and each tusserver with hooks with the same server without them."""
+    pairs = [(subject, other) for subject in _subjects(names) for other in names if not other.startswith(SUBJECT)]
+    return pairs + [(name, HOOKED[name]) for name in names if HOOKED.get(name) in names]
+
+
 def _ratios(per_server: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Medians of each tusserver variant over each other server, keyed "subject/other"."""
-    ratios: dict[str, dict[str, float]] = {}
-    subjects = [name for name in per_server if name.startswith(SUBJECT)]
-    for subject in subjects:
-        for other, stats in per_server.items():
-            if other not in subjects:
-                ratios[f"{subject}/{other}"] = _metric_ratios(per_server[subject], stats)
-    return ratios
+    return {
+        f"{subject}/{other}": _metric_ratios(per_server[subject], per_server[other])
+        for subject, other in _pairs(list(per_server))
+    }
 
 
 def _headroom(per_server: dict[str, Any], ceilings: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -155,12 +177,11 @@ def _rate_by_round(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | in
         if run["kept"] and not run["errors"] and run.get("rate"):
             rates.setdefault(run["server"], {})[run["round"]] = run["rate"]
     by_round: dict[str, dict[str, float | int]] = {}
-    for subject in (name for name in rates if name.startswith(SUBJECT)):
-        for other in (name for name in rates if not name.startswith(SUBJECT)):
-            rounds = sorted(rates[subject].keys() & rates[other].keys())
-            found = spread([rates[subject][r] / rates[other][r] for r in rounds])
-            if found is not None:
-                by_round[f"{subject}/{other}"] = found
+    for subject, other in _pairs(list(rates)):
+        rounds = sorted(rates[subject].keys() & rates[other].keys())
+        found = spread([rates[subject][r] / rates[other][r] for r in rounds])
+        if found is not None:
+            by_round[f"{subject}/{other}"] = found
     return by_round
 
 
@@ -183,12 +204,21 @@ def check_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         block = summary.get(target.workload)
         if block is None:
             continue
-        subjects = [name for name in block["servers"] if name.startswith(SUBJECT)]
-        found = {name: _target_value(target, block, name) for name in subjects}
+        subjects = [target.subject] if target.subject else _subjects(block["servers"])
+        found = {name: _target_value(target, block, name) for name in subjects if name in block["servers"]}
         values = {name: value for name, value in found.items() if value is not None}
         if values:
             met = any(target.met_by(value) for value in values.values())
-            results.append({"target": target.text, "values": values, "met": met, "ratio": target.other is not None})
+            result = {"target": target.text, "values": values, "met": met, "ratio": target.other is not None}
+            if target.issue != 3:
+                result["issue"] = target.issue
+                if target.metric == "rate":  # how far one round's verdict moves, as in the ratio lines
+                    result["by_round"] = {
+                        name: block["rate_by_round"][pair]
+                        for name in values
+                        if (pair := f"{name}/{target.other}") in block.get("rate_by_round", {})
+                    }
+            results.append(result)
     return results
 
 
@@ -203,17 +233,26 @@ def _target_value(target: Target, block: dict[str, Any], server: str) -> float |
 
 def target_lines(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
     """The printed verdicts, one line per target."""
-    if not results:
-        return []
-    lines = ["Targets of issue 3 (on medians; met when one of tusserver's ASGI servers meets it):"]
-    for result in results:
-        # Three decimals for ratios, so that a miss by a hair (2.496x) does not print as the line itself (2.50x).
-        shown = "{:.3f}x" if result["ratio"] else "{:.2f}"
-        values = ", ".join(
-            f"{labels.get(name, name)} {shown.format(value)}" for name, value in result["values"].items()
-        )
-        lines.append(f"  {'met   ' if result['met'] else 'MISSED'}  {result['target']}: {values}")
+    lines: list[str] = []
+    for issue, heading in HEADINGS.items():
+        chosen = [result for result in results if result.get("issue", 3) == issue]
+        lines += [heading] if chosen else []
+        for result in chosen:
+            # Three decimals for ratios, so that a miss by a hair (2.496x) does not print as the line itself (2.50x).
+            shown = "{:.3f}x" if result["ratio"] else "{:.2f}"
+            values = ", ".join(
+                f"{labels.get(name, name)} {shown.format(value)}{_round_spread(result, name)}"
+                for name, value in result["values"].items()
+            )
+            lines.append(f"  {'met   ' if result['met'] else 'MISSED'}  {result['target']}: {values}")
     return lines
+
+
+def _round_spread(result: dict[str, Any], name: str) -> str:
+    paired = result.get("by_round", {}).get(name)
+    if paired is None or paired["n"] < 2:
+        return ""
+    return f" (round by round {paired['median']:.3f}x [{paired['min']:.3f}-{paired['max']:.3f}])"
 
 
 # --- text table ----------------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,8 +28,8 @@ from typing import Any, BinaryIO
 import psutil
 import report
 import xxhash
-from measure import Meter, wait_for_quiet
-from servers import BENCH, NODE_DIR, REPO, Server, ServerError, all_servers, start
+from measure import Meter, process_tree, tree_cpu, wait_for_quiet
+from servers import BENCH, NODE_DIR, REPO, HookReceiver, Server, ServerError, TusHooksServer, all_servers, start
 from workloads import WORKLOADS, Inputs, Outcome, Verification, Workload, WorkloadError, split_sizes, warm_up
 
 GIB = 1 << 30
@@ -49,6 +51,17 @@ QUICK = {
     "retries": 0,
     "quiet_wait": 0.0,
 }
+HOOKS_WAIT = 60.0  # seconds a run's hook events may take to reach the receiver after the measured part
+HOOKS_QUIET = 0.1  # the receiver got nothing new for this long: the warm-up's events are all in
+SERVERS = [
+    "tusserver",
+    "tusserver-granian",
+    "tus-node",
+    "sink",
+    "nginx",
+    "tusserver-hooks-receive",
+    "tusserver-hooks-default",
+]
 _SIZE = re.compile(r"([0-9]+)\s*([KMGT]?)(i?B)?", re.IGNORECASE)
 
 
@@ -77,12 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--head-count", type=int, help="W4 HEAD requests per run (full: 10000, quick: 2000)")
     add("--head-uploads", type=int, default=100, help="W4 existing uploads the HEADs go to (default 100)")
     add("--parts", type=int, default=4, help="W5 partial uploads sent at once (default 4)")
-    add(
-        "--servers",
-        type=_csv,
-        default=["tusserver", "tusserver-granian", "tus-node", "sink", "nginx"],
-        help="comma-separated",
-    )
+    add("--servers", type=_csv, default=SERVERS, help="comma-separated, from " + ",".join(SERVERS))
     add("--workloads", type=_csv, default=list(WORKLOADS), help="comma-separated, from " + ",".join(WORKLOADS))
     add("--json", type=Path, default=BENCH / "results" / "latest.json", help="where the JSON report goes")
     add("--retries", type=int, help="extra runs when a run is contaminated by other processes (full: 1)")
@@ -221,6 +229,76 @@ def _check_disk(args: argparse.Namespace, work: Path) -> None:
 # --- one run -------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class HookWatch:
+    """What the hook receiver got from one run of a server with hooks: counted from before the server starts
+    (`before`), the receiver's CPU during the measured part, and how long the events took to arrive after it."""
+
+    receiver: HookReceiver
+    events: tuple[str, ...]  # what each finished upload must send
+    before: Counter[str]
+    receiver_cpu_s: float = 0.0
+
+    @classmethod
+    def of(cls, server: Server) -> HookWatch | None:
+        if not isinstance(server, TusHooksServer):
+            return None
+        return cls(server.receiver, server.upload_events, server.receiver.counts())
+
+    def received(self) -> Counter[str]:
+        return self.receiver.counts() - self.before
+
+    def wait(self, uploads: int, timeout: float, quiet: float = 0.0) -> tuple[Counter[str], dict[str, int], float]:
+        """Wait until every finished upload's events arrived (and then nothing new for `quiet` seconds), at most
+        `timeout` seconds; returns what arrived, the expected events still missing, and the time waited."""
+        start = time.perf_counter()
+        got, since = self.received(), start
+        while True:
+            missing = {event: uploads - got[event] for event in self.events if got[event] < uploads}
+            now = time.perf_counter()
+            if (not missing and now - since >= quiet) or now - start > timeout:
+                return got, missing, now - start
+            time.sleep(0.01)
+            latest = self.received()
+            got, since = latest, (since if latest == got else time.perf_counter())
+
+    def warmed_up(self, uploads: int) -> None:
+        """Wait for the warm-up's events.
+
+        Raises:
+            WorkloadError: they did not all arrive.
+        """
+        got, missing, _ = self.wait(uploads, HOOKS_WAIT, HOOKS_QUIET)
+        if missing:
+            raise WorkloadError(f"the hook receiver is missing warm-up events: {missing} (got {dict(got)})")
+
+    def settle(self, uploads: int | None, server_pid: int, timeout: float) -> dict[str, Any]:
+        """After the measured part: wait for its events, and say what the server spent meanwhile."""
+        if uploads is None:
+            return {"missing": {"(this workload does not count its uploads)": 1}}
+        server = process_tree(server_pid)
+        cpu = sum(tree_cpu(server))
+        got, missing, waited = self.wait(uploads, timeout)
+        return {
+            "received": dict(sorted(got.items())),
+            "expected_at_least": dict.fromkeys(self.events, uploads),
+            "missing": missing,
+            "drain_s": waited,
+            "drain_server_cpu_s": sum(tree_cpu(server)) - cpu,
+            "receiver_cpu_s": self.receiver_cpu_s,
+        }
+
+
+def _measure(workload: Workload, server_pid: int, watch: HookWatch | None) -> tuple[Outcome, dict[str, Any]]:
+    """The measured part: the workload's execute() inside the meter; the receiver's CPU meanwhile."""
+    receiver_cpu = watch.receiver.cpu_s() if watch else 0.0
+    with Meter(server_pid) as meter:
+        outcome = workload.execute()
+    if watch is not None:
+        watch.receiver_cpu_s = watch.receiver.cpu_s() - receiver_cpu
+    return outcome, meter.usage.as_dict()
+
+
 def _record(workload: Workload, outcome: Outcome, verification: Verification) -> dict[str, Any]:
     latencies = outcome.latencies_ms
     record: dict[str, Any] = {
@@ -250,6 +328,7 @@ def run_one(
 ) -> dict[str, Any]:
     """Start the server, prepare, measure the workload, stop, verify, delete the data. Never raises WorkloadError."""
     record: dict[str, Any] = {"workload": workload_key, "server": server.name, "errors": [], "verified": False}
+    watch = HookWatch.of(server)
     try:
         running = start(server, run_dir)
     except ServerError as exc:
@@ -262,10 +341,12 @@ def run_one(
         if server.protocol == "tus":
             warm_up(running.url, args.warmup, inputs.timeout)
         workload.prepare()
+        if watch is not None:  # no event of the warm-up reaches the receiver during the measured part
+            watch.warmed_up(args.warmup)
         record["quiet_wait_s"] = wait_for_quiet(args.quiet_wait)
-        with Meter(running.process.pid) as meter:
-            outcome = workload.execute()
-        record["usage"] = meter.usage.as_dict()
+        outcome, record["usage"] = _measure(workload, running.process.pid, watch)
+        if watch is not None:
+            record["hooks"] = _hooks_record(watch, workload, running.process.pid, args, outcome)
     except (WorkloadError, ServerError, OSError, subprocess.TimeoutExpired, TimeoutError) as exc:
         record["errors"] = [f"{type(exc).__name__}: {exc}"[:500]]
     finally:
@@ -275,9 +356,23 @@ def run_one(
     if outcome is not None:
         record.update(_record(workload, outcome, workload.verify(outcome)))
         _normalise_cpu(record, workload_key)
+        if "hooks" in record:
+            record["hooks_drain_s"] = record["hooks"].get("drain_s")
     _discard(run_dir)
     os.sync()  # start the next run with no dirty pages from this one
     return record
+
+
+def _hooks_record(
+    watch: HookWatch, workload: Workload, server_pid: int, args: argparse.Namespace, outcome: Outcome
+) -> dict[str, Any]:
+    """Wait for the run's hook events; a run whose events did not all reach the receiver is an error."""
+    finished = workload.finished_uploads()
+    uploads = None if finished is None else args.warmup + finished
+    hooks = watch.settle(uploads, server_pid, min(HOOKS_WAIT, args.timeout))
+    if hooks["missing"]:
+        outcome.errors.append(f"the hook receiver is missing events: {hooks['missing']} (got {hooks.get('received')})")
+    return hooks
 
 
 def _discard(run_dir: Path) -> None:
@@ -313,12 +408,13 @@ def _progress(record: dict[str, Any], round_index: int, rounds: int) -> str:
         return f"{head} FAILED: {'; '.join(record['errors'][:2])}"
     unit = "MB/s" if WORKLOADS[record["workload"]].unit == "MB/s" else "op/s"
     latency = f", p50 {record['p50_ms']:.1f} ms, p99 {record['p99_ms']:.1f} ms" if record["p99_ms"] is not None else ""
-    usage = record["usage"]
+    usage, hooks = record["usage"], record.get("hooks")
+    received = f", hook events {hooks['received']} in +{hooks['drain_s']:.2f} s" if hooks else ""
     return (
         f"{head} {record['rate']:8.1f} {unit}{latency}, server CPU {usage['server_cpu_s']:.2f} s, "
         f"peak RSS {usage['rss_peak_mb']:.0f} MB, {'verified' if record['verified'] else 'NOT VERIFIED'}, "
         f"{record['connections']} conn, file create {record['create_cost_us']:.0f} µs, "
-        f"foreign CPU {usage['foreign_cpu_s']:.2f} s{' (contaminated)' if usage['contaminated'] else ''}"
+        f"foreign CPU {usage['foreign_cpu_s']:.2f} s{' (contaminated)' if usage['contaminated'] else ''}{received}"
     )
 
 
@@ -367,8 +463,10 @@ def _ensure_node(args: argparse.Namespace, servers: dict[str, Server]) -> None:
         subprocess.run(["bash", str(BENCH / "setup.sh")], check=True, timeout=600)
 
 
-def _select(args: argparse.Namespace) -> tuple[list[Server], dict[str, Any], dict[str, dict[str, str]]]:
-    available = all_servers(args.tusserver_args.split())
+def _select(
+    args: argparse.Namespace, receiver: HookReceiver
+) -> tuple[list[Server], dict[str, Any], dict[str, dict[str, str]]]:
+    available = all_servers(args.tusserver_args.split(), receiver)
     unknown = [name for name in args.servers if name not in available]
     if unknown:
         sys.exit(f"unknown servers {unknown}; known: {', '.join(available)}")
@@ -441,7 +539,9 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     priority = _set_priority(args.nice)
-    servers, server_info, absent = _select(args)
+    receiver = HookReceiver()  # started once, when a server with hooks runs
+    servers, server_info, absent = _select(args, receiver)
+    hooked = any(isinstance(server, TusHooksServer) for server in servers)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tusbench-", dir=args.tmp_dir))
     try:
@@ -454,11 +554,18 @@ def main(argv: list[str] | None = None) -> None:
             "config": _config(args, inputs, priority),
             "servers": server_info,
         }
+        if hooked:
+            receiver.start(work)
         runs = run_all(args, servers, inputs, work)
+        if hooked:
+            document["hook_receiver"] = {"app": "bench/hook_receiver.py on uvicorn", "received": receiver.counts()}
     finally:
+        receiver.stop()
         shutil.rmtree(work, ignore_errors=True)
     ceilings = [server.name for server in servers if server.role == "ceiling"]
-    summary = report.summarize(runs, args.workloads, [server.name for server in servers], ceilings=ceilings)
+    extra = {"hooks_drain_s": "hooks drain s"} if hooked else None
+    names = [server.name for server in servers]
+    summary = report.summarize(runs, args.workloads, names, extra=extra, ceilings=ceilings)
     titles = {key: _title(key, inputs) for key in args.workloads}
     units = {key: WORKLOADS[key].unit for key in args.workloads}
     cpu_labels = {key: _cpu_label(key, inputs) for key in args.workloads}

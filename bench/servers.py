@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -80,6 +81,7 @@ class TusServer(Server):
     name = "tusserver"
     label = "tusserver"
     role = "subject"
+    workloads = frozenset({"W1", "W2", "W3", "W4", "W5"})
 
     def __init__(self, extra_args: list[str] | None = None) -> None:
         self.extra_args = extra_args or []
@@ -241,13 +243,135 @@ class NginxServer(Server):
         return data_dir / "files" / upload_id(upload_url)
 
 
-def all_servers(tusserver_args: list[str]) -> dict[str, Server]:
+# --- tusserver with hooks (issue 20) --------------------------------------------------------------------------
+
+
+class HookReceiver:
+    """bench/hook_receiver.py on uvicorn, in its own process group on a free port: started once per benchmark
+    (`start`) by the harness, which gives its URL to the servers with hooks and reads its counts of events."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        if self.process is None:
+            raise ServerError("the hook receiver has not been started")
+        return f"http://{HOST}:{self.port}/"
+
+    def start(self, directory: Path) -> None:
+        self.port = free_port()
+        self.log_path = directory / "hook-receiver.log"
+        with self.log_path.open("wb") as log:
+            command = [sys.executable, str(BENCH / "hook_receiver.py"), "--port", str(self.port)]
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"the hook receiver exited with {self.process.returncode}")
+            with contextlib.suppress(OSError, ValueError):
+                self.counts()
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"the hook receiver did not answer within {START_TIMEOUT:.0f} s")
+
+    def counts(self) -> Counter[str]:
+        """The events received so far, by type."""
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=5)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            return Counter(json.loads(response.read()))
+        finally:
+            connection.close()
+
+    def cpu_s(self) -> float:
+        """user+sys CPU seconds the receiver has used."""
+        if self.process is None:
+            return 0.0
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait(STOP_TIMEOUT)
+
+
+# tusd's -hooks-enabled-events default, which tusserver's default follows.
+DEFAULT_EVENTS = ("pre-create", "post-create", "post-receive", "post-finish", "post-terminate")
+# The events an upload created by a POST and finished by one PATCH sends, each at least once.
+UPLOAD_EVENTS = ("pre-create", "post-create", "post-receive", "post-finish")
+
+
+class TusHooksServer(TusServer):
+    """tusserver (uvicorn) sending hook events over HTTP to the harness's receiver, compared with `tusserver`
+    without hooks in the workloads where its events matter. `events`: what it sends (None: tusserver's default,
+    not passed on the command line, as a user runs it)."""
+
+    events: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, extra_args: list[str] | None, receiver: HookReceiver) -> None:
+        super().__init__(extra_args)
+        self.receiver = receiver
+
+    @property
+    def enabled(self) -> tuple[str, ...]:
+        return self.events if self.events is not None else DEFAULT_EVENTS
+
+    @property
+    def upload_events(self) -> tuple[str, ...]:
+        """The events the receiver must get once per finished upload."""
+        return tuple(event for event in UPLOAD_EVENTS if event in self.enabled)
+
+    def version(self) -> str:
+        return f"{super().version()}; hooks: {', '.join(self.enabled)} to bench/hook_receiver.py (uvicorn)"
+
+    def command(self, port: int, data_dir: Path, scratch: Path) -> list[str]:
+        hooks = ["--hooks-http", self.receiver.url]
+        if self.events is not None:
+            hooks += ["--hooks-enabled-events", ",".join(self.events)]
+        return [*super().command(port, data_dir, scratch), *hooks]
+
+
+class TusHooksReceiveServer(TusHooksServer):
+    """post-receive only, in W1: the hook that runs beside the PATCH stream."""
+
+    name = "tusserver-hooks-receive"
+    label = "tusserver + post-receive hook"
+    workloads = frozenset({"W1"})
+    events = ("post-receive",)
+
+
+class TusHooksDefaultServer(TusHooksServer):
+    """tusd's default events, in W3: a blocking pre-create and three more events per small upload."""
+
+    name = "tusserver-hooks-default"
+    label = "tusserver + default hooks"
+    workloads = frozenset({"W3"})
+
+
+def all_servers(tusserver_args: list[str], receiver: HookReceiver | None = None) -> dict[str, Server]:
+    """Every server the harness knows; the ones with hooks send their events to `receiver` (one for both)."""
+    receiver = receiver or HookReceiver()
     servers: list[Server] = [
         TusServer(tusserver_args),
         TusGranianServer(tusserver_args),
         NodeTusServer(),
         SinkServer(),
         NginxServer(),
+        TusHooksReceiveServer(tusserver_args, receiver),
+        TusHooksDefaultServer(tusserver_args, receiver),
     ]
     return {server.name: server for server in servers}
 

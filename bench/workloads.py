@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 import anyio.abc
 import xxhash
-from servers import HOST, RunningServer, Server, TusServer
+from servers import HOST, RunningServer, Server
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PATCH_HEADERS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -166,6 +166,12 @@ class Workload(ABC):
         """Workload-specific facts for the JSON record."""
         return {}
 
+    def finished_uploads(self) -> int | None:
+        """How many uploads the measured part creates (in prepare or execute) and finishes, each with one POST and
+        one PATCH: each sends every hook event of an upload once (post-receive at least once). None: not counted,
+        so this workload cannot check a hook receiver."""
+        return None
+
 
 # --- W1 / W2: curl -------------------------------------------------------------------------------------------
 
@@ -233,6 +239,9 @@ class BigUpload(Workload):
 class W1(BigUpload):
     key = "W1"
     title = "one upload in a single PATCH (curl -T)"
+
+    def finished_uploads(self) -> int:
+        return 1
 
     def execute(self) -> Outcome:
         if self.server.server.protocol == "tus":
@@ -443,6 +452,9 @@ class W3(Workload):
     def extra(self) -> dict[str, Any]:
         return {"uploads": len(self.inputs.payloads), "upload_size": self.inputs.small_size}
 
+    def finished_uploads(self) -> int:
+        return len(self.inputs.payloads)
+
 
 class W4(Workload):
     key = "W4"
@@ -580,11 +592,13 @@ class W5(Workload):
 
     @classmethod
     def skip_reason(cls, server: Server) -> str | None:
-        if isinstance(server, TusServer):  # tusserver on every ASGI server it offers
+        if cls.key in server.workloads:  # tusserver on every ASGI server it offers
             return None
         if server.role == "peer":
             return f"absent: {server.label} has no concatenation here (its file store does not implement it); see W1"
-        return "absent: a ceiling keeps no tus state, so it cannot join uploads; see W1"
+        if server.role == "ceiling":
+            return "absent: a ceiling keeps no tus state, so it cannot join uploads; see W1"
+        return ""
 
     def prepare(self) -> None:
         options = _tus_request(self.server.url, "OPTIONS", TUS, self.inputs.timeout)

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tusserver.coordination.hooks.model import HookEventData, HookRequest, HookResponse, HookUpload
+
 EXAMPLES = [
     pytest.param("examples.minimal", "/files/", id="minimal"),
     pytest.param("examples.mount_in_app", "/api/uploads/", id="mount_in_app"),
@@ -49,7 +51,44 @@ async def test_example_answers_options(example_app: Starlette, endpoint: str, tm
     assert (tmp_path / "data").is_dir()
 
 
+HOOK_EXAMPLES = {"examples.hooks", "examples.webhook_receiver"}  # below; with a real server in test_hooks_e2e.py
+
+
 def test_every_example_is_covered() -> None:
     examples = Path(__file__).parent.parent / "examples"
     names = {f"examples.{path.stem}" for path in examples.glob("*.py") if path.stem != "__init__"}
-    assert names == {param.values[0] for param in EXAMPLES}
+    assert names == {param.values[0] for param in EXAMPLES} | HOOK_EXAMPLES
+
+
+def hook_request(event: str, **metadata: str) -> HookRequest:
+    upload = HookUpload(ID="" if event == "pre-create" else "u1", Size=5, MetaData=metadata)
+    return HookRequest(Type=event, Event=HookEventData(Upload=upload), EventID="e1")
+
+
+@pytest.mark.anyio
+async def test_in_process_hooks_example_refuses_uploads_without_a_filename(caplog: pytest.LogCaptureFixture) -> None:
+    hooks = import_fresh("examples.hooks")
+    refused = await hooks.pre_create(hook_request("pre-create"))
+    assert (refused.RejectUpload, refused.HTTPResponse.Body) == (True, "no filename provided")
+    taken = await hooks.pre_create(hook_request("pre-create", filename="scan.TIF"))
+    assert taken.ChangeFileInfo.MetaData == {"filename": "scan.TIF", "kind": "tif"}
+    await hooks.post_finish(hook_request("post-finish", filename="scan.TIF"))
+    assert "upload u1 finished: scan.TIF, 5 bytes" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_webhook_receiver_example_answers_in_tusds_format(capsys: pytest.CaptureFixture[str]) -> None:
+    receiver = import_fresh("examples.webhook_receiver")
+    transport = httpx.ASGITransport(app=receiver.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+        refused = HookResponse.decode((await client.post("/", content=hook_request("pre-create").to_json())).content)
+        taken = await client.post("/", content=hook_request("pre-create", filename="a.txt").to_json())
+        for _ in range(2):  # the same event twice (at least once): printed once
+            await client.post("/", content=hook_request("post-finish", filename="a.txt").to_json())
+    assert (refused.RejectUpload, refused.HTTPResponse.StatusCode) == (True, 400)
+    change = HookResponse.decode(taken.content).ChangeFileInfo
+    assert change.ID.startswith("upload-")
+    assert change.MetaData is not None
+    assert change.MetaData["filename"] == "a.txt"
+    assert "created" in change.MetaData
+    assert capsys.readouterr().out == "finished u1: a.txt, 5 bytes\n"

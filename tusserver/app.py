@@ -202,7 +202,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
         "allow_origins": settings.cors_origins,
         "allow_methods": CORS_METHODS,
         "allow_headers": CORS_ALLOW_HEADERS,
-        "expose_headers": CORS_EXPOSE_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS + settings.cors_expose_headers,
         "max_age": 86400,
     }
     return [Middleware(TusMiddleware, cors=cors, check_head=settings.require_tus_resumable_on_head)]

@@ -27,6 +27,7 @@ class Settings(BaseModel, frozen=True):
         data_dir: where upload files and the state database go.
         max_size: the largest upload in bytes (Tus-Max-Size), None for no limit.
         cors_origins: origins allowed by CORS; "*" allows any.
+        cors_expose_headers: response headers browsers may read besides tus's own (those hooks add).
         trusted_proxies: IPs or CIDR networks whose Forwarded / X-Forwarded-* headers are believed;
             "*" trusts every peer.
         lock_timeout: seconds a request waits for a busy upload before 423 Locked.
@@ -96,6 +97,7 @@ class Settings(BaseModel, frozen=True):
     data_dir: Path = Path("data")
     max_size: int | None = Field(default=None, ge=0)
     cors_origins: tuple[str, ...] = ("*",)
+    cors_expose_headers: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     lock_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)

@@ -72,6 +72,16 @@ async def test_every_response_exposes_tus_headers(
 
 
 @pytest.mark.anyio
+async def test_headers_hooks_add_can_be_exposed_too(make_app: AppFactory) -> None:
+    """Issue 20: a page reads a header a hook adds (pre-finish's, a rejection's) only if CORS exposes it."""
+    async with open_client(make_app(cors_expose_headers=("X-Processed",))) as client:
+        response = await client.post("/files/", headers=ORIGIN | TUS | {"Upload-Length": "10"})
+    exposed = listed(response, "access-control-expose-headers")
+    assert "x-processed" in exposed
+    assert {name.lower() for name in TUS_RESPONSE_HEADERS} <= exposed
+
+
+@pytest.mark.anyio
 async def test_configured_origin_is_echoed(make_app: AppFactory) -> None:
     async with open_client(make_app(cors_origins=("https://app.example",))) as client:
         preflight = await client.options("/files/", headers=PREFLIGHT)

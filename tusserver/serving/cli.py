@@ -89,6 +89,7 @@ OPTIONS = (
     Option("data_dir", "directory for upload files and the state database"),
     Option("max_size", "largest upload accepted (Tus-Max-Size), e.g. 10G; unlimited if unset", parse_size),
     Option("cors_origins", "comma-separated origins allowed by CORS; * for any", _csv),
+    Option("cors_expose_headers", "comma-separated response headers browsers may read besides tus's", _csv),
     Option("trusted_proxies", "comma-separated IPs/CIDRs whose Forwarded/X-Forwarded-* headers count; *", _csv),
     Option("lock_timeout", "seconds to wait for a busy upload before 423 Locked", float),
     Option("read_timeout", "seconds a request body may stall before the server stops reading", float),

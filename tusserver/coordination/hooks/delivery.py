@@ -72,10 +72,12 @@ class Deliverer:
             self.running = False
 
     async def deliver_due(self) -> int:
-        """Claim and deliver one batch of due events; returns how many were claimed."""
+        """Claim and deliver one batch of due events, all at once: each takes at most the slowest delivery,
+        which the claim outlasts, so no other instance takes one meanwhile. Returns how many were claimed."""
         due = await self.outbox.outbox_due(self.clock(), limit=BATCH, claim_for=self.claim_for)
-        for event in due:
-            await self.deliver(event)
+        async with anyio.create_task_group() as tasks:
+            for event in due:
+                tasks.start_soon(self.deliver, event)
         return len(due)
 
     async def deliver(self, event: OutboxEvent) -> bool:
@@ -84,6 +86,10 @@ class Deliverer:
         request = HookRequest.model_validate_json(event.payload)
         try:
             await self.hooks.deliver(HookEvent(event.event), request)
+        except anyio.get_cancelled_exc_class():  # a stop: the event is due again at once, not when the claim ends
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.outbox.outbox_retry(event.id, self.clock())
+            raise
         except HookFailedError as exc:
             age = (self.clock() - event.created_at).total_seconds()
             if age >= self.max_age:

@@ -1,6 +1,7 @@
 """The benchmark is not a test, but CI runs it small (issue 3) so that it keeps working: every workload of
-bench/run.py on every server it knows (installing the @tus/server peer on first use), and both workloads of
-bench/s3.py against SeaweedFS, with a few MiB. Each run must have finished without errors and verified its bytes."""
+bench/run.py on every server it knows (installing the @tus/server peer on first use; tusserver with hooks sends
+its events to the harness's receiver, issue 20), and both workloads of bench/s3.py against SeaweedFS, with a few
+MiB. Each run must have finished without errors and verified its bytes."""
 
 from __future__ import annotations
 
@@ -40,7 +41,15 @@ def test_bench_runs_every_workload_on_every_server(tmp_path: Path) -> None:
     expected = {(workload, server) for workload in ("W1", "W2", "W3") for server in [*tus_servers, "sink"]}
     expected |= {("W4", server) for server in tus_servers}
     expected |= {("W5", "tusserver"), ("W5", "tusserver-granian")}
+    expected |= {("W1", "tusserver-hooks-receive"), ("W3", "tusserver-hooks-default")}
     assert pairs == expected
+    # The servers with hooks: their receiver got every event of every upload (2 warm-up uploads + the run's).
+    received = {run["server"]: run["hooks"]["received"] for run in runs if "hooks" in run}
+    assert received["tusserver-hooks-receive"].keys() == {"post-receive"}
+    assert received["tusserver-hooks-receive"]["post-receive"] >= 3
+    assert received["tusserver-hooks-default"] == dict.fromkeys(
+        ["post-create", "post-finish", "post-receive", "pre-create"], 22
+    )
 
 
 @pytest.mark.timeout(600)

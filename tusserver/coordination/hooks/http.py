@@ -33,7 +33,9 @@ _NOT_FORWARDED = frozenset(
     {"content-type", "content-length", "transfer-encoding", "host", "connection", "keep-alive", "te", "upgrade",
      "trailer", "expect", "idempotency-key"}
 )  # fmt: skip
-_CONNECTIONS = 100  # kept open to the receiver at most; as many kept alive, so a busy server reuses them
+# Requests in flight to the receiver at once, and connections kept open to it: more only queue up in the
+# client's pool, whose bookkeeping grows with it (httpcore: quadratic in the connections; BENCHMARKS.md, Hooks).
+_CONNECTIONS = 16
 _REASON_LENGTH = 200  # characters of a non-2xx answer's body quoted in the failure
 
 
@@ -78,6 +80,7 @@ class HTTPHooks:
         # Where failures say they went: without the query or credentials, which often hold a webhook secret.
         self._where = str(self.url.copy_with(username=None, password=None, query=None, fragment=None))
         self._client: httpx.AsyncClient | None = None
+        self._slots: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
 
     async def invoke(self, request: HookRequest) -> HookResponse:
         """POST the event, trying again as configured, and decode the answer.
@@ -123,6 +126,12 @@ class HTTPHooks:
             _RetryError: unreachable, timed out, or a non-2xx answer.
             _UnusableError: a 2xx answer over `max_response` bytes.
         """
+        if self._slots is None:
+            self._slots = anyio.CapacityLimiter(_CONNECTIONS)
+        async with self._slots:
+            return await self._post(body, headers)
+
+    async def _post(self, body: bytes, headers: list[tuple[str, str]]) -> bytes:
         try:
             # httpx bounds each step (connect, each read); this bounds the whole, against a receiver that
             # answers a byte at a time.

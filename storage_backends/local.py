@@ -36,7 +36,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar, cast
 
@@ -198,12 +198,7 @@ class LocalStorage:
         """Write the parts joined into a new file, copied by the kernel on a worker thread, then put it
         in place: a join repeated by another holder never truncates a file that one already finished."""
         sources: list[tuple[str, int | None]] = [(self._path(part.key), None) for part in parts]
-        try:
-            await anyio.to_thread.run_sync(self._join_into_new, ref.key, sources)
-        except FileNotFoundError as exc:
-            raise BlobNotFoundError(f"a part of {ref.key} is gone") from exc
-        except OSError as exc:
-            raise _storage_error(f"cannot join {ref.key}", exc) from exc
+        await _joining(self._join_into_new, ref.key, sources, what="a part")
 
     async def complete(self, ref: StorageRef, length: int) -> StorageRef:
         """Join the segments, if any, into the upload's file; returns the reference without them."""
@@ -214,12 +209,7 @@ class LocalStorage:
         sources: list[tuple[str, int | None]] = [
             (path, end - start) for (start, path), end in zip(files, ends, strict=True)
         ]
-        try:
-            await anyio.to_thread.run_sync(self._join_segments, ref.key, sources)
-        except FileNotFoundError as exc:
-            raise BlobNotFoundError(f"a segment of {ref.key} is gone") from exc
-        except OSError as exc:
-            raise _storage_error(f"cannot join the segments of {ref.key}", exc) from exc
+        await _joining(self._join_segments, ref.key, sources, what="a segment")
         return StorageRef(backend=self.scheme, key=ref.key)
 
     def _join_segments(self, key: str, sources: list[tuple[str, int | None]]) -> None:
@@ -385,6 +375,22 @@ def _changed_before(directory: str, changed_before: float, remove_empty: bool) -
         with contextlib.suppress(OSError):
             os.rmdir(directory)
     return [(name, path) for name, path, changed in listed if changed < changed_before]
+
+
+async def _joining(
+    join: Callable[[str, list[tuple[str, int | None]]], None],
+    key: str,
+    sources: list[tuple[str, int | None]],
+    *,
+    what: str,
+) -> None:
+    """Run `join(key, sources)` on a worker thread, its failures as storage errors."""
+    try:
+        await anyio.to_thread.run_sync(join, key, sources)
+    except FileNotFoundError as exc:
+        raise BlobNotFoundError(f"{what} of {key} is gone") from exc
+    except OSError as exc:
+        raise _storage_error(f"cannot join {key}", exc) from exc
 
 
 def _storage_error(what: str, exc: OSError) -> StorageError:

@@ -43,7 +43,7 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.test_s3_e2e import Bucket, kill_server
 from tests.redis_server import RedisServer
-from tests.s3_server import SeaweedS3, aws_environment
+from tests.s3_server import aws_environment
 from tusserver.app import create_app
 from tusserver.context import TusContext
 from tusserver.coordination.cleanup import remove_orphans
@@ -117,14 +117,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             "local-redis", tmp_path, (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")
         )
     else:
-        seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
         request.getfixturevalue("aws_credentials")  # for the sweep, which runs in this process
-        bucket = Bucket(seaweedfs, request.getfixturevalue("seaweedfs_bucket"))
-        try:
-            yield Backend("s3", tmp_path, (*data, *bucket.flags("--s3-part-size", "5M")), bucket, size=12 * MiB)
-        finally:
-            bucket.empty()
-            bucket.client.close()
+        bucket: Bucket = request.getfixturevalue("s3_bucket")
+        yield Backend("s3", tmp_path, (*data, *bucket.flags("--s3-part-size", "5M")), bucket, size=12 * MiB)
 
 
 @dataclass

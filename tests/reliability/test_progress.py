@@ -34,7 +34,7 @@ from tests.e2e.helpers import (
     wait_until,
 )
 from tests.e2e.test_s3_e2e import Bucket, kill_server
-from tests.s3_server import SeaweedS3, aws_environment
+from tests.s3_server import aws_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -54,17 +54,12 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     if request.param == "local":
         yield Case((), {}, stored_size, MiB)
         return
-    seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
-    bucket = Bucket(seaweedfs, request.getfixturevalue("seaweedfs_bucket"))
+    bucket: Bucket = request.getfixturevalue("s3_bucket")
 
     def written(_: ServerProcess, location: str) -> int:
         return len(bucket.uploaded_parts(location, bucket.multipart_upload_id(location))) * 5 * MiB
 
-    try:
-        yield Case(bucket.flags("--s3-part-size", "5M"), aws_environment(), written, 10 * MiB)
-    finally:
-        bucket.empty()
-        bucket.client.close()
+    yield Case(bucket.flags("--s3-part-size", "5M"), aws_environment(), written, 10 * MiB)
 
 
 def start(case: Case, workdir: Path, data_dir: Path) -> ServerProcess:

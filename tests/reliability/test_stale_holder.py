@@ -44,7 +44,7 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.test_s3_e2e import Bucket
 from tests.redis_server import RedisServer
-from tests.s3_server import SeaweedS3, aws_environment
+from tests.s3_server import aws_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -65,14 +65,9 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
     if request.param == "local":  # a body of 1 MiB or more is spliced from the socket into the file
         yield Setup((), 4 * MiB, 2 * MiB, lambda a, loc: stored_size(a, loc) >= MiB, read_local)
         return
-    seaweedfs: SeaweedS3 = request.getfixturevalue("seaweedfs")
-    bucket = Bucket(seaweedfs, request.getfixturevalue("seaweedfs_bucket"))
-    try:
-        # A fills and uploads part 1 (under a part number it reserved) before the freeze.
-        yield Setup(bucket.flags("--s3-part-size", "5M"), 12 * MiB, 6 * MiB, part_uploaded(bucket), stored_in(bucket))
-    finally:
-        bucket.empty()
-        bucket.client.close()
+    bucket: Bucket = request.getfixturevalue("s3_bucket")
+    # A fills and uploads part 1 (under a part number it reserved) before the freeze.
+    yield Setup(bucket.flags("--s3-part-size", "5M"), 12 * MiB, 6 * MiB, part_uploaded(bucket), stored_in(bucket))
 
 
 def read_local(server: ServerProcess, location: str) -> bytes:

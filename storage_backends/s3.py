@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager, suppress
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any, ClassVar
@@ -26,30 +26,23 @@ from typing import Any, ClassVar
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    IncompleteReadError,
-)
 
 from storage_backends import s3_sweep
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._keys import check_key
 from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
-from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from storage_backends.errors import BlobNotFoundError, StorageError
+from storage_backends.s3_calls import DEFAULT_TIMEOUT, call_deadline, s3_errors
 from storage_backends.s3_layout import (
     MAX_OBJECT_SIZE,
     PLANNED_PARTS,
     MiB,
     TailHeader,
     TargetPart,
+    Upload,
     part_size_for,
     plan_concat,
-    tail_key,
     tail_prefix,
 )
 from storage_backends.s3_parts import BufferReader, PartWriter
@@ -60,20 +53,6 @@ logger = logging.getLogger("tusserver.s3")
 
 READ_CHUNK = 256 * 1024
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
-_NOT_FOUND = {"NoSuchUpload", "NoSuchKey", "NotFound", "404"}
-_RETRY_LATER = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
-                "InternalError", "RequestTimeTooSkewed", "503", "500"}  # fmt: skip
-# No answer, or a broken one: refused or timed-out connections, a connection closed or reset before or
-# during the response (HTTPClientError covers ReadTimeoutError, ConnectionClosedError and a body cut
-# short, ResponseStreamingError), a body shorter than announced, and a call past its deadline.
-_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, IncompleteReadError, TimeoutError)
-DEFAULT_TIMEOUT = 30.0
-# A call's deadline (`call_deadline`) is the timeout plus the time its bytes take at these rates: a store
-# slower than that is as good as stuck. S3 copies and completes inside the store, faster than a client
-# sends, but may take minutes for the largest parts and uploads (its documentation says so).
-MIN_SEND_RATE = 1 * MiB  # bytes per second of a request body
-MIN_COPY_RATE = 8 * MiB  # bytes per second of UploadPartCopy
-COMPLETE_PER_PART = 0.03  # seconds per part of CompleteMultipartUpload (10,000 parts: 5 minutes)
 
 
 @dataclass(frozen=True)
@@ -114,77 +93,6 @@ class S3Options:
     @property
     def max_deferred_length(self) -> int:
         return min(self.deferred_part_size * PLANNED_PARTS, MAX_OBJECT_SIZE)
-
-
-@dataclass(frozen=True)
-class Upload:
-    """What a `StorageRef` of this backend says: the object, its multipart upload, its part size, and
-    where its bytes are: the current tail object (None before the first byte) and the lowest part
-    number no writer has reserved (None in records written before reservations)."""
-
-    key: str
-    upload_id: str
-    part_size: int
-    length: int | None
-    tail: str | None = None
-    next_part: int | None = None
-
-    @classmethod
-    def of(cls, ref: StorageRef) -> Upload:
-        extra = ref.extra
-        length, next_part = extra.get("length"), extra.get("next")
-        return cls(
-            ref.key,
-            extra["upload_id"],
-            int(extra["part_size"]),
-            int(length) if length else None,
-            extra.get("tail"),
-            int(next_part) if next_part else None,
-        )
-
-    def ref(self) -> StorageRef:
-        extra = {"upload_id": self.upload_id, "part_size": str(self.part_size)}
-        optional = {"length": self.length, "tail": self.tail, "next": self.next_part}
-        extra.update({name: str(value) for name, value in optional.items() if value is not None})
-        return StorageRef(backend=S3Storage.scheme, key=self.key, extra=extra)
-
-    def tail_key(self, offset: int) -> str:
-        """The tail object that holds the bytes up to `offset` (named by the record; before tails had
-        names of their own, by the number of the part it fills)."""
-        if self.tail is not None:
-            return tail_prefix(self.key) + self.tail
-        return tail_key(self.key, offset // self.part_size + 1)
-
-
-@contextmanager
-def s3_errors(what: str) -> Iterator[None]:
-    """Translate botocore's errors into the storage errors (the error table maps those to statuses)."""
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-        detail = f"{what}: {code or status} {error.get('Message', '')}".strip()
-        if code in _NOT_FOUND or (not code and status == "404"):
-            raise BlobNotFoundError(detail) from exc
-        if code in _RETRY_LATER or status in {"500", "503"}:
-            raise StorageUnavailableError(detail) from exc
-        raise StorageError(detail) from exc
-    except _UNREACHABLE as exc:
-        raise StorageUnavailableError(f"{what}: {exc or type(exc).__name__}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"{what}: {exc}") from exc
-
-
-def call_deadline(timeout: float, operation: str, params: dict[str, Any]) -> float:
-    """Seconds an S3 call may take in all: `timeout`, plus the time its bytes take at the minimum rates."""
-    if operation == "upload_part_copy":
-        first, last = params["CopySourceRange"].removeprefix("bytes=").split("-")
-        return timeout + (int(last) - int(first) + 1) / MIN_COPY_RATE
-    if operation == "complete_multipart_upload":
-        return timeout + len(params["MultipartUpload"]["Parts"]) * COMPLETE_PER_PART
-    return timeout + int(params.get("ContentLength") or 0) / MIN_SEND_RATE
 
 
 @cache

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from storage_backends.base import StorageRef
+
 __all__ = [
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
@@ -34,6 +36,7 @@ __all__ = [
     "Segment",
     "TailHeader",
     "TargetPart",
+    "Upload",
     "part_size_for",
     "plan_concat",
     "tail_key",
@@ -176,3 +179,43 @@ def _split(source: int, start: int, end: int, max_part: int) -> list[Segment]:
     count = -(-(end - start) // max_part)
     step = -(-(end - start) // count)
     return [Segment(source, offset, min(offset + step, end)) for offset in range(start, end, step)]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a `StorageRef` of this backend says: the object, its multipart upload, its part size, and
+    where its bytes are: the current tail object (None before the first byte) and the lowest part
+    number no writer has reserved (None in records written before reservations)."""
+
+    key: str
+    upload_id: str
+    part_size: int
+    length: int | None
+    tail: str | None = None
+    next_part: int | None = None
+
+    @classmethod
+    def of(cls, ref: StorageRef) -> Upload:
+        extra = ref.extra
+        length, next_part = extra.get("length"), extra.get("next")
+        return cls(
+            ref.key,
+            extra["upload_id"],
+            int(extra["part_size"]),
+            int(length) if length else None,
+            extra.get("tail"),
+            int(next_part) if next_part else None,
+        )
+
+    def ref(self) -> StorageRef:
+        extra = {"upload_id": self.upload_id, "part_size": str(self.part_size)}
+        optional = {"length": self.length, "tail": self.tail, "next": self.next_part}
+        extra.update({name: str(value) for name, value in optional.items() if value is not None})
+        return StorageRef(backend="s3", key=self.key, extra=extra)
+
+    def tail_key(self, offset: int) -> str:
+        """The tail object that holds the bytes up to `offset` (named by the record; before tails had
+        names of their own, by the number of the part it fills)."""
+        if self.tail is not None:
+            return tail_prefix(self.key) + self.tail
+        return tail_key(self.key, offset // self.part_size + 1)

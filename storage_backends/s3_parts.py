@@ -16,7 +16,8 @@ from storage_backends.errors import StorageError
 from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, tail_key, tail_prefix
 
 if TYPE_CHECKING:
-    from storage_backends.s3 import S3Storage, Upload
+    from storage_backends.s3 import S3Storage
+    from storage_backends.s3_layout import Upload
 
 __all__ = ["BufferReader", "PartWriter"]
 

@@ -21,6 +21,8 @@ from storage_backends.local import LocalStorage
 from tusserver.context import TusContext, utcnow
 from tusserver.coordination.cleanup import sweep_forever
 from tusserver.coordination.hooks.dispatch import InProcessHook
+from tusserver.coordination.hooks.events import HookEvent
+from tusserver.coordination.hooks.progress import ProgressTicker
 from tusserver.coordination.hooks.setup import build_hooks, deliverer_of
 from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.coordination.state.base import UploadStateStore
@@ -96,6 +98,8 @@ def create_app(
         clock=clock or utcnow,
     )
     tus.deliverer = deliverer_of(tus)
+    if tus.hooks.on(HookEvent.POST_RECEIVE):
+        tus.progress = ProgressTicker(settings.hooks_progress_interval)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,6 +109,8 @@ def create_app(
             tus.hooks.run_in(tasks)  # non-blocking hooks run in the background from now on
             if tus.deliverer is not None:
                 tasks.start_soon(tus.deliverer.run)
+            if tus.progress is not None:
+                tasks.start_soon(tus.progress.run)
             if settings.cleanup_interval is not None:
                 tasks.start_soon(sweep_forever, tus, settings.cleanup_interval)
             if isinstance(tus.locker, SupportsServe):
@@ -127,9 +133,11 @@ def create_app(
 
 
 def default_storage(settings: Settings) -> StorageBackend:
-    """Local files, or S3 (imported only when configured: aiobotocore is an extra)."""
+    """Local files, S3 or Azure (imported only when configured: their SDKs are extras)."""
     if settings.storage == "local":
         return LocalStorage(settings.data_dir / "uploads", fsync=settings.fsync)
+    if settings.storage == "azure":
+        return _azure_storage(settings)
     try:
         from storage_backends.s3 import S3Options, S3Storage  # noqa: PLC0415
     except ImportError:
@@ -147,6 +155,28 @@ def default_storage(settings: Settings) -> StorageBackend:
         timeout=settings.storage_timeout,
     )
     return S3Storage(options)
+
+
+def _azure_storage(settings: Settings) -> StorageBackend:
+    try:
+        from storage_backends.azure import AzureBlobStorage, AzureOptions  # noqa: PLC0415
+    except ImportError:
+        raise RuntimeError("--storage azure needs azure-storage-blob: pip install 'tusserver[azure]'") from None
+    assert settings.azure_container is not None
+    options = AzureOptions(
+        container=settings.azure_container,
+        prefix=settings.azure_prefix,
+        connection_string=settings.azure_connection_string,
+        account_url=settings.azure_account_url,
+        account_key=settings.azure_account_key,
+        sas_token=settings.azure_sas_token,
+        block_size=settings.azure_block_size,
+        deferred_block_size=settings.azure_deferred_block_size,
+        buffer_budget=settings.buffer_budget,
+        block_concurrency=settings.azure_block_concurrency,
+        timeout=settings.storage_timeout,
+    )
+    return AzureBlobStorage(options)
 
 
 def _redis_parts(

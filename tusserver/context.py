@@ -13,6 +13,7 @@ from tusserver.coordination.hooks.dispatch import Hooks
 
 if TYPE_CHECKING:
     from tusserver.coordination.hooks.delivery import Deliverer
+    from tusserver.coordination.hooks.progress import ProgressTicker
 from tusserver.coordination.locking import Locker
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.protocol import rules
@@ -45,6 +46,7 @@ class TusContext:
     trusted_proxies: TrustedProxies
     hooks: Hooks = field(default_factory=Hooks)
     deliverer: Deliverer | None = None  # of the outbox: post-create, post-finish, post-terminate
+    progress: ProgressTicker | None = None  # post-receive during PATCHes, when it is on
     clock: Callable[[], datetime] = field(default=utcnow)
     new_upload_id: Callable[[], str] = field(default=_new_upload_id)
     # partial id -> pending final ids, so a final is joined the moment its last partial finishes.

@@ -176,7 +176,7 @@ async def test_done_removes_event(store: UploadStateStore) -> None:
     await store.create(info(), events=[event("e1"), event("e2")])
     await due_ids(store)
     await outbox(store).outbox_done("e1")
-    await outbox(store).outbox_done("e1")  # idempotent
+    await outbox(store).outbox_done("e1", "unknown")  # idempotent, several at once
     await outbox(store).outbox_done("unknown")
     assert await due_ids(store, at(3600)) == ["e2"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from storage_backends.base import StorageRef
 from tests.contract.conftest import Backing
-from tusserver.coordination.hooks.delivery import Deliverer
+from tusserver.coordination.hooks.delivery import Deliverer, Recorded
 from tusserver.coordination.hooks.dispatch import Hooks, InProcessHooks
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookEventData, HookRequest, HookResponse, HookUpload
@@ -129,17 +129,56 @@ async def test_two_deliverers_on_one_store_send_each_event_once(backing: Backing
         await second.aclose()
 
 
-async def test_the_running_deliverer_sends_what_it_is_woken_for(
+async def running(sender: Deliverer, receiver: Receiver, count: int) -> None:
+    """Run `sender` until `receiver` got `count` events."""
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sender.run)
+            while len(receiver.ids) < count:  # noqa: ASYNC110  # the receiver has no event to wait on
+                await anyio.sleep(0.01)
+            tasks.cancel_scope.cancel()
+
+
+async def test_what_this_process_recorded_goes_out_from_memory_claimed_from_the_start(
     store: UploadStateStore, outbox: SupportsOutbox
 ) -> None:
     receiver, clock = Receiver(), Clock()
     sender = deliverer(outbox, receiver, clock)
+    request = HookRequest(Type="post-finish", Event=HookEventData(Upload=HookUpload(ID="u1")), EventID="c" * 32)
+    event = sender.claimed(HookEvent.POST_FINISH, "u1", request)
+    assert (event.attempts, event.not_before) == (1, START + timedelta(seconds=30))  # no other deliverer takes it
+    await store.create(record("u1"), events=[event])
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sender.run)
-            await store.create(record("u1"), events=[finished_event("u1", "c" * 32)])
-            sender.wake()
-            while not receiver.ids:  # noqa: ASYNC110  # the receiver has no event to wait on
-                await anyio.sleep(0.01)
+            await sender.send(Recorded(event, request))
+            assert receiver.ids == ["c" * 32]
+            while await outbox.outbox_due(START + timedelta(days=1), limit=9, claim_for=1):  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # removed once the running deliverer gathered what was delivered
             tasks.cancel_scope.cancel()
-    assert receiver.ids == ["c" * 32]
+
+
+async def test_the_running_deliverer_sends_what_it_finds_due_in_the_store(
+    store: UploadStateStore, outbox: SupportsOutbox
+) -> None:
+    receiver, clock = Receiver(), Clock()
+    await store.create(record("u1"), events=[finished_event("u1", "d" * 32)])  # another process's, say
+    await running(deliverer(outbox, receiver, clock), receiver, 1)
+    assert receiver.ids == ["d" * 32]
+
+
+async def test_a_restart_ends_the_claims_only_a_stopped_process_can_hold(backing: Backing) -> None:
+    """SQLite serves one process: what it claimed and did not send goes at the restart. Redis is shared: a
+    claim may be a running instance's, and stands until it ends."""
+    store = backing.open()
+    assert isinstance(store, SupportsOutbox)
+    try:
+        receiver, clock = Receiver(), Clock()
+        before = deliverer(store, receiver, clock)
+        request = HookRequest(Type="post-finish", Event=HookEventData(Upload=HookUpload(ID="u1")), EventID="f" * 32)
+        await store.create(record("u1"), events=[before.claimed(HookEvent.POST_FINISH, "u1", request)])
+        await store.outbox_resume(START)  # the next process starts
+        due = await store.outbox_due(START, limit=9, claim_for=1)
+        assert [event.id for event in due] == (["f" * 32] if backing.name.startswith("sqlite") else [])
+    finally:
+        await store.aclose()

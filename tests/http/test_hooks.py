@@ -250,11 +250,13 @@ async def test_pre_terminate_refuses(client: httpx.AsyncClient, receiver: Receiv
 async def test_post_receive_stops_the_upload_and_keeps_its_bytes(
     app: Starlette, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
+    """The app's background ticks a PATCH whose body stalls, so a hook can stop it meanwhile."""
     receiver.answers["post-receive"] = HookResponse(StopUpload=True)
     location = await create(client, 10)
     receive = ScriptedReceive([chunk(b"hello")])  # then the client sends nothing more: a stop ends it
     with anyio.fail_after(5):
-        stopped = await asgi_call(app, patch_scope(location, 0), receive)
+        async with app.router.lifespan_context(app):
+            stopped = await asgi_call(app, patch_scope(location, 0), receive)
     assert (stopped.status, stopped.code) == (400, "ERR_UPLOAD_STOPPED")
     assert (await client.head(location, headers=TUS)).headers["Upload-Offset"] == "5"
 

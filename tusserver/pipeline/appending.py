@@ -8,7 +8,8 @@ loses at most that much of it; bytes that must first pass a checksum are recorde
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -121,11 +122,10 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     progress = _Progress(queue, append, body)
     full: NoSpaceError | None = None
     try:
-        stored = await progress.around(
-            tus.storage.append(
+        with progress.watching():
+            stored = await tus.storage.append(
                 append.info.storage, append.info.offset, chunks, size=append.size, checkpoints=journal.checkpoints()
             )
-        )
     except NoSpaceError as exc:  # keep what was written before the disk filled up, if it can be checked
         if exc.stored is None or hasher is not None:
             raise
@@ -146,45 +146,36 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
 
 
 class _Progress:
-    """post-receive while the body arrives: at most once per `--hooks-progress-interval`, from a task of its
-    own beside the append (the body never waits for a hook). An answer with StopUpload ends the body."""
+    """post-receive while the body arrives, at most once per `--hooks-progress-interval` (`ProgressTicker`),
+    sent in the background: the body never waits for a hook. An answer with StopUpload ends the body."""
 
     def __init__(self, queue: hooks.Outgoing, append: Append, body: BodyReader) -> None:
         self.queue, self.append, self.body = queue, append, body
         self.stopped: HookResponse | None = None
+        self.due_at = 0.0
+        self._reported = 0
 
-    async def around(self, appending: Awaitable[Appended]) -> Appended:
-        """Await `appending`, reporting its progress meanwhile (when post-receive is on)."""
-        if not self.queue.tus.hooks.on(HookEvent.POST_RECEIVE):
-            return await appending
-        result: Appended | None = None
-        failure: BaseException | None = None
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._report)
-            try:
-                result = await appending
-            except BaseException as exc:  # re-raised below as itself, not inside an ExceptionGroup
-                failure = exc
-            tasks.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        assert result is not None
-        return result
+    def watching(self) -> AbstractContextManager[None]:
+        """While in the block, report progress (when post-receive is on)."""
+        tus = self.queue.tus
+        if tus.progress is None or not tus.hooks.on(HookEvent.POST_RECEIVE):
+            return nullcontext()
+        return tus.progress.watching(self)
 
-    async def _report(self) -> None:
-        tus, reported = self.queue.tus, self.body.received
-        while True:
-            await anyio.sleep(tus.settings.hooks_progress_interval)
-            if self.body.received == reported:
-                continue
-            reported = self.body.received
-            info = self.append.info.model_copy(update={"offset": self.append.info.offset + reported})
-            request = about(tus, HookEvent.POST_RECEIVE, info, self.queue.http)
-            answer = await tus.hooks.notify(HookEvent.POST_RECEIVE, request)
-            if answer.StopUpload:
-                self.stopped = answer
-                self.body.stop()
-                return
+    async def tick(self) -> None:
+        received = self.body.received
+        if received == self._reported:
+            return
+        self._reported = received
+        tus = self.queue.tus
+        info = self.append.info.model_copy(update={"offset": self.append.info.offset + received})
+        request = about(tus, HookEvent.POST_RECEIVE, info, self.queue.http)
+        await tus.hooks.later(HookEvent.POST_RECEIVE, request, then=self._answered)
+
+    def _answered(self, answer: HookResponse) -> None:
+        if answer.StopUpload and self.stopped is None:
+            self.stopped = answer
+            self.body.stop()
 
     def raise_if_stopped(self) -> None:
         """A stopped upload's answer: the hook's status, body and headers, or 400 ERR_UPLOAD_STOPPED."""

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from tusserver.context import TusContext
 from tusserver.coordination.hooks.events import HookEvent
-from tusserver.coordination.hooks.model import HookHTTPRequest, HookResponse
+from tusserver.coordination.hooks.model import EMPTY_RESPONSE, HookHTTPRequest, HookResponse
 from tusserver.coordination.hooks.outgoing import Outgoing
 from tusserver.coordination.hooks.requests import NO_REQUEST, about, encoded_metadata, event_request
 from tusserver.protocol.errors import HookAnswerError, InternalServerError, UploadNotFoundError
@@ -72,7 +72,7 @@ async def decide(tus: TusContext, event: HookEvent, info: UploadInfo, http: Hook
         HookFailedError: a hook failed (503).
     """
     if not tus.hooks.on(event):
-        return HookResponse()
+        return EMPTY_RESPONSE
     return await tus.hooks.call(event, about(tus, event, info, http))
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from typing import Any, Protocol, TypeVarTuple
 
 from anyio.abc import TaskGroup
 
 from tusserver.coordination.hooks.events import BLOCKING, HookEvent
 from tusserver.coordination.hooks.model import (
+    EMPTY_RESPONSE,
     HookChangeFileInfo,
     HookHTTPResponse,
     HookRequest,
@@ -26,6 +27,7 @@ from tusserver.coordination.hooks.model import (
 __all__ = ["HookFailedError", "Hooks", "InProcessHook", "InProcessHooks", "Transport", "merge"]
 
 logger = logging.getLogger("tusserver.hooks")
+Args = TypeVarTuple("Args")
 
 InProcessHook = Callable[[HookRequest], Awaitable[HookResponse | None]]
 """An in-process hook: gets the event's request, answers a response (None: nothing to say)."""
@@ -66,9 +68,9 @@ class InProcessHooks:
     async def invoke(self, request: HookRequest) -> HookResponse:
         hook = self._hooks.get(HookEvent(request.Type))
         if hook is None:
-            return HookResponse()
+            return EMPTY_RESPONSE
         try:
-            return await hook(request) or HookResponse()
+            return await hook(request) or EMPTY_RESPONSE
         except Exception as exc:  # the application's code: any failure is the hook's
             raise HookFailedError(f"in-process {request.Type} hook raised {type(exc).__name__}: {exc}") from exc
 
@@ -135,13 +137,27 @@ class Hooks:
             self.failures[event] += 1
             raise HookFailedError("; ".join(failures))
 
-    async def later(self, event: HookEvent, request: HookRequest) -> None:
-        """Send a non-blocking event without making the caller wait for it: in the background of the running
-        app. A mounted app gets no lifespan, and so no background: there it is sent before the answer."""
+    async def later(
+        self, event: HookEvent, request: HookRequest, *, then: Callable[[HookResponse], None] | None = None
+    ) -> None:
+        """Send a non-blocking event without making the caller wait for it (`in_background`), then give its
+        answer to `then`."""
+        await self.in_background(self._notify, event, request, then)
+
+    async def _notify(
+        self, event: HookEvent, request: HookRequest, then: Callable[[HookResponse], None] | None
+    ) -> None:
+        answer = await self.notify(event, request)
+        if then is not None:
+            then(answer)
+
+    async def in_background(self, send: Callable[[*Args], Coroutine[Any, Any, None]], *args: *Args) -> None:
+        """Run `send(*args)` in the background of the running app. A mounted app gets no lifespan, and so no
+        background: there it runs before this returns."""
         if self._background is not None:
-            self._background.start_soon(self.notify, event, request)
+            self._background.start_soon(send, *args)
         else:
-            await self.notify(event, request)
+            await send(*args)
 
     def _transports(self, event: HookEvent) -> list[Transport]:
         return [transport for transport, events in self.routes if event in events]

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
+    "EMPTY_RESPONSE",
     "HookChangeFileInfo",
     "HookEventData",
     "HookHTTPRequest",
@@ -123,6 +124,10 @@ class HookResponse(_Wire):
             return cls.model_validate(_canonical(cls, data))
         except ValidationError as exc:
             raise InvalidHookResponseError(str(exc).splitlines()[0]) from None
+
+
+EMPTY_RESPONSE = HookResponse()
+"""The answer that says nothing (models are frozen: one instance serves every use)."""
 
 
 class InvalidHookResponseError(ValueError):

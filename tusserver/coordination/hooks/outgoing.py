@@ -1,9 +1,9 @@
 """The non-blocking events one request (or sweep) causes, in the order it caused them.
 
 post-create, post-finish and post-terminate go into the outbox: built before the state write that records
-the change (`outbox`), passed to it, and queued once it succeeded (`wrote`). The others are queued as they
-happen (`add`). `send` runs once the request has let go of the upload's lock: no lock is held while a
-non-blocking hook runs, even where it runs in the request (a mounted app, with no background).
+the change (`outbox`), passed to it, and handed to the deliverer once it succeeded (`wrote`). The others are
+queued as they happen (`add`). `send` runs once the request has let go of the upload's lock: no lock is held
+while a non-blocking hook runs, even where it runs in the request (a mounted app, with no background).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tusserver.context import TusContext
+from tusserver.coordination.hooks.delivery import Recorded
 from tusserver.coordination.hooks.events import DELIVERED_AT_LEAST_ONCE, HookEvent
-from tusserver.coordination.hooks.model import HookHTTPRequest, HookRequest, HookResponse
+from tusserver.coordination.hooks.model import EMPTY_RESPONSE, HookHTTPRequest, HookRequest
 from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.state.outbox import OutboxEvent
 from tusserver.protocol.model import UploadInfo
@@ -25,8 +26,9 @@ class Outgoing:
 
     def __init__(self, tus: TusContext, http: HookHTTPRequest) -> None:
         self.tus, self.http = tus, http
-        self.items: list[HookRequest | OutboxEvent] = []
-        self.finish_answer = HookResponse()
+        self.items: list[HookRequest | Recorded] = []  # best-effort requests and recorded outbox events
+        self._requests: dict[str, HookRequest] = {}  # outbox events built, by id, until recorded
+        self.finish_answer = EMPTY_RESPONSE
 
     def add(self, event: HookEvent, info: UploadInfo) -> None:
         """Queue a best-effort event (post-receive) about `info` as it is now, if it is on."""
@@ -39,23 +41,31 @@ class Outgoing:
         if not self.tus.hooks.on(event):
             return []
         request = about(self.tus, event, info, self.http)
-        now = self.tus.clock()
-        return [OutboxEvent(id=request.EventID, event=event, upload_id=info.id, payload=request.model_dump_json(),
+        self._requests[request.EventID] = request
+        deliverer = self.tus.deliverer
+        if deliverer is not None:
+            return [deliverer.claimed(event, info.id, request)]
+        now = self.tus.clock()  # no deliverer (a store without an outbox): recorded, due at once
+        return [OutboxEvent(id=request.EventID, event=event, upload_id=info.id, payload=request.to_json().decode(),
                             created_at=now, not_before=now)]  # fmt: skip
 
     def wrote(self, events: Sequence[OutboxEvent]) -> None:
         """The state write that carried `events` succeeded: they go out with the rest."""
-        self.items.extend(events)
+        self.items.extend(Recorded(event, self._requests.pop(event.id)) for event in events)
 
     async def send(self) -> None:
-        """Send what was queued: best-effort events in the background (or now, without one); outbox events
-        by the app's deliverer, woken now (or here, without one: a mounted app)."""
+        """Send what was queued, in the order it happened: in the background of the running app (or now,
+        without one: a mounted app)."""
         items, self.items = self.items, []
+        if items:
+            await self.tus.hooks.in_background(self._send_in_order, items)
+
+    async def _send_in_order(self, items: list[HookRequest | Recorded]) -> None:
         hooks, deliverer = self.tus.hooks, self.tus.deliverer
         for item in items:
             if isinstance(item, HookRequest):
-                await hooks.later(HookEvent(item.Type), item)
-            elif deliverer is not None and deliverer.running:
-                deliverer.wake()
-            elif deliverer is not None:  # no background: this event, and any left over, go out now
-                await deliverer.deliver_due()
+                await hooks.notify(HookEvent(item.Type), item)
+            elif deliverer is not None:
+                await deliverer.send(item)
+        if deliverer is not None and not deliverer.running:  # no background: what is left over goes out now
+            await deliverer.deliver_due()

@@ -115,11 +115,21 @@ class SupportsOutbox(Protocol):
         """
         ...
 
-    async def outbox_done(self, event_id: str) -> None:
-        """Remove an event (delivered, or given up); nothing happens if it is gone.
+    async def outbox_done(self, *event_ids: str) -> None:
+        """Remove events (delivered, or given up), all in one step; ids that are gone are skipped.
 
         Args:
-            event_id: the event's id.
+            event_ids: the events' ids.
+        """
+        ...
+
+    async def outbox_resume(self, now: datetime) -> None:
+        """A deliverer starts: end the claims that only an earlier process can hold, so that what it claimed
+        and did not deliver before it stopped is due at once. A store that several processes share (Redis)
+        keeps every claim: the process that holds one may be running.
+
+        Args:
+            now: the current time (timezone-aware).
         """
         ...
 

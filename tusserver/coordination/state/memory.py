@@ -66,9 +66,13 @@ class MemoryStateStore:
         self._outbox.update((event.id, event) for event in claimed)
         return oldest_first(claimed)
 
-    async def outbox_done(self, event_id: str) -> None:
-        """Remove an event."""
-        self._outbox.pop(event_id, None)
+    async def outbox_done(self, *event_ids: str) -> None:
+        """Remove events."""
+        for event_id in event_ids:
+            self._outbox.pop(event_id, None)
+
+    async def outbox_resume(self, now: datetime) -> None:
+        """Nothing to end: no earlier process left anything here."""
 
     async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
         """Make an event due at `not_before`."""

@@ -238,15 +238,20 @@ class RedisStateStore:
         ]
         return oldest_first(claimed)
 
-    async def outbox_done(self, event_id: str) -> None:
-        """Remove an event, in one transaction."""
+    async def outbox_done(self, *event_ids: str) -> None:
+        """Remove events, in one transaction."""
+        if not event_ids:
+            return
         due, recorded, attempts = self._outbox
         with redis_available():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(due, event_id)
-                pipe.hdel(recorded, event_id)
-                pipe.hdel(attempts, event_id)
+                pipe.zrem(due, *event_ids)
+                pipe.hdel(recorded, *event_ids)
+                pipe.hdel(attempts, *event_ids)
                 await pipe.execute()
+
+    async def outbox_resume(self, now: datetime) -> None:
+        """Keep every claim: another instance holding one may be running; a stopped one's claims end in time."""
 
     async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
         """Make an event due at `not_before` (ZADD XX: an event removed meanwhile stays removed)."""

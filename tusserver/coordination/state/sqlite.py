@@ -245,9 +245,16 @@ class SQLiteStateStore:
         claimed = await self._write(_CLAIM, (until, micros(now), limit))
         return oldest_first(_event(row) for row in claimed.rows)
 
-    async def outbox_done(self, event_id: str) -> None:
-        """Remove an event."""
-        await self._write("DELETE FROM hook_outbox WHERE id = ?", (event_id,))
+    async def outbox_done(self, *event_ids: str) -> None:
+        """Remove events with one DELETE."""
+        if event_ids:
+            marks = ", ".join("?" * len(event_ids))
+            await self._write(f"DELETE FROM hook_outbox WHERE id IN ({marks})", tuple(event_ids))
+
+    async def outbox_resume(self, now: datetime) -> None:
+        """Make every event due now: one process at a time serves a database (the in-process locker), so a
+        claim found at start-up is a stopped process's. (Retries waiting for their backoff go now too.)"""
+        await self._write("UPDATE hook_outbox SET not_before = ? WHERE not_before > ?", (micros(now),) * 2)
 
     async def outbox_retry(self, event_id: str, not_before: datetime) -> None:
         """Make an event due at `not_before`."""

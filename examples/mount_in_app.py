@@ -4,6 +4,9 @@ Run: uvicorn examples.mount_in_app:app --port 8080
 Uploads go to http://127.0.0.1:8080/api/uploads/ ; Location headers include the mount path.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,5 +21,13 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-# With FastAPI the same line is `app.mount("/api/uploads", tus)`.
-app = Starlette(routes=[Route("/health", health), Mount("/api/uploads", app=tus)])
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    # A mounted app gets no lifespan of its own: run it from yours, for its background work (hooks, cleanup,
+    # Redis lock releases) and to close its state and storage at exit.
+    async with tus.router.lifespan_context(tus):
+        yield
+
+
+# With FastAPI: `app = FastAPI(lifespan=lifespan)`, then `app.mount("/api/uploads", tus)`.
+app = Starlette(routes=[Route("/health", health), Mount("/api/uploads", app=tus)], lifespan=lifespan)

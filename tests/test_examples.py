@@ -92,3 +92,36 @@ async def test_webhook_receiver_example_answers_in_tusds_format(capsys: pytest.C
     assert change.MetaData["filename"] == "a.txt"
     assert "created" in change.MetaData
     assert capsys.readouterr().out == "finished u1: a.txt, 5 bytes\n"
+
+
+def readme_block(section: str) -> str:
+    """The first Python block of the README's `section` (a "## " heading)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    body = readme.split(f"## {section}\n", 1)[1]
+    return body.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("source", ["readme", "example"])
+async def test_a_mounted_app_runs_its_lifespan_from_the_parent(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README "Embedding in FastAPI or Starlette" and examples/mount_in_app.py: the parent's lifespan runs the tus
+    app's, so it has a background (hooks.run_in) while serving, and is closed at exit."""
+    monkeypatch.chdir(tmp_path)
+    if source == "readme":
+        namespace: dict[str, object] = {}
+        exec(readme_block("Embedding in FastAPI or Starlette").replace("/srv/uploads", str(tmp_path)), namespace)
+        app, tus = namespace["app"], namespace["tus"]
+    else:
+        module = import_fresh("examples.mount_in_app")
+        app, tus = module.app, module.tus
+    assert isinstance(tus, Starlette)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        assert tus.state.tus.hooks._background is not None
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            created = await client.post("/api/uploads/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "3"})
+        assert created.status_code == 201
+        assert created.headers["location"].startswith("http://testserver/api/uploads/")
+    assert tus.state.tus.hooks._background is None  # the lifespan ended: background gone

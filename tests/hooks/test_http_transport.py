@@ -8,6 +8,7 @@ also checked to come within a bound.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -25,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from tests.server_process import free_ports
 from tests.tls import self_signed_certificate
 from tusserver.coordination.hooks.dispatch import HookFailedError
-from tusserver.coordination.hooks.http import MAX_RESPONSE, HTTPHooks
+from tusserver.coordination.hooks.http import MAX_RESPONSE, HTTPHooks, _checked_url
 from tusserver.coordination.hooks.model import (
     HookEventData,
     HookHTTPRequest,
@@ -194,6 +195,18 @@ async def test_named_client_headers_are_forwarded_with_all_their_values(
     assert sent.values("x-other") == sent.values("x-absent") == []
 
 
+async def test_url_credentials_are_basic_auth_in_place_of_a_forwarded_one_and_never_shown(
+    receiver: Receiver, make_hooks: HooksFactory
+) -> None:
+    receiver.script(Answer(status=500))
+    url = receiver.url.replace("://", "://hooks:s3cret@")
+    hooks = make_hooks(url, forward_headers=["Authorization"], retries=0, **FAST)
+    failure = await fails(hooks.invoke(hook_request(header={"Authorization": ["Bearer client"]})), "answered 500")
+    assert "s3cret" not in str(failure)
+    [sent] = receiver.received
+    assert sent.values("authorization") == ["Basic aG9va3M6czNjcmV0"]  # hooks:s3cret
+
+
 async def test_one_pooled_connection_carries_consecutive_events(receiver: Receiver, make_hooks: HooksFactory) -> None:
     hooks = make_hooks(receiver.url)
     for _ in range(3):
@@ -337,3 +350,21 @@ async def test_https_receivers_are_verified_against_ssl_cert_file(
         assert await timed(trusting.invoke(hook_request())) == HookResponse()
         await trusting.aclose()  # else uvicorn's TLS close waits for an answer from the idle pooled connection
     assert len(app.received) == 1
+
+
+# --- URLs -----------------------------------------------------------------------------------------------------
+
+
+def test_urls_are_taken_apart_for_connecting_and_for_messages() -> None:
+    target, public = _checked_url("https://us%3Aer:pa@[::1]:8443/a b/c?token=s3cret#part")
+    assert (target.tls, target.host, target.port, target.authority) == (True, "::1", 8443, "[::1]:8443")
+    assert target.path == "/a%20b/c?token=s3cret"
+    assert public == "https://[::1]:8443/a%20b/c"
+    assert target.authorization == "Basic " + base64.b64encode(b"us:er:pa").decode()
+    plain, _ = _checked_url("http://Example.COM")
+    assert (plain.host, plain.port, plain.authority, plain.path, plain.authorization) == (
+        "example.com", 80, "example.com", "/", None
+    )  # fmt: skip
+    for url in ("ftp://host/", "http:///path", "http://host:port/", "https://[::1/"):
+        with pytest.raises(ValueError, match="URL"):
+            _checked_url(url)

@@ -7,16 +7,19 @@ can authorize the client itself. A 2xx answer is the hook's response; tusd requi
 it, we take a JSON body whatever its content type, since receivers written for other servers often forget
 it. Network errors, timeouts and non-2xx answers are tried again `retries` times, `backoff` seconds apart; an
 answer that arrived but is not a hook response (not JSON, or over `max_response` bytes) is not, as it would
-be the same again. Certificates are verified (httpx's default; `SSL_CERT_FILE` names a private CA).
+be the same again. Certificates are verified (`SSL_CERT_FILE` names a private CA); redirects are not followed.
+Credentials in the URL are sent as Basic auth. The transport is `client.HTTPClient`, a keep-alive pool.
 """
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Iterable
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
-import httpx
 
+from tusserver.coordination.hooks.client import HTTPClient, HTTPError, Target
 from tusserver.coordination.hooks.dispatch import HookFailedError
 from tusserver.coordination.hooks.model import HookRequest, HookResponse, InvalidHookResponseError
 
@@ -33,10 +36,11 @@ _NOT_FORWARDED = frozenset(
     {"content-type", "content-length", "transfer-encoding", "host", "connection", "keep-alive", "te", "upgrade",
      "trailer", "expect", "idempotency-key"}
 )  # fmt: skip
-# Requests in flight to the receiver at once, and connections kept open to it: more only queue up in the
-# client's pool, whose bookkeeping grows with it (httpcore: quadratic in the connections; BENCHMARKS.md, Hooks).
+# Requests in flight to the receiver at once, and connections kept open to it: more wait for a slot, rather
+# than a connection each (one post-receive per PATCH in flight: 42 were seen at once; BENCHMARKS.md, Hooks).
 _CONNECTIONS = 16
 _REASON_LENGTH = 200  # characters of a non-2xx answer's body quoted in the failure
+_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"  # RFC 3986's pchar, "/" and "?"; "%" keeps the escapes already there
 
 
 class _RetryError(Exception):
@@ -72,15 +76,15 @@ class HTTPHooks:
         backoff: float = 1.0,
         max_response: int = MAX_RESPONSE,
     ) -> None:
-        self.url = _checked_url(url)
+        # Where failures say they went: without the query or credentials, which often hold a webhook secret.
+        self.url, (self._target, self._where) = url, _checked_url(url)
         self.forward_headers = _checked_forward_headers(forward_headers)
+        if self._target.authorization is not None:  # the URL's credentials win, as with httpx
+            self.forward_headers = tuple(name for name in self.forward_headers if name.lower() != "authorization")
         if timeout <= 0 or retries < 0 or backoff < 0 or max_response < 0:
             raise ValueError("HTTP hooks need timeout > 0, retries >= 0, backoff >= 0 and max_response >= 0")
         self.timeout, self.retries, self.backoff, self.max_response = timeout, retries, backoff, max_response
-        # Where failures say they went: without the query or credentials, which often hold a webhook secret.
-        self._where = str(self.url.copy_with(username=None, password=None, query=None, fragment=None))
-        self._client: httpx.AsyncClient | None = None
-        self._slots: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+        self._client: HTTPClient | None = None  # made on first use, inside the event loop
 
     async def invoke(self, request: HookRequest) -> HookResponse:
         """POST the event, trying again as configured, and decode the answer.
@@ -111,10 +115,12 @@ class HTTPHooks:
             await client.aclose()
 
     def _headers(self, request: HookRequest) -> list[tuple[str, str]]:
-        """The hook request's headers: the forwarded client headers, in the case configured, then ours."""
-        received = {name.lower(): values for name, values in request.Event.HTTPRequest.Header.items()}
-        headers = [(name, value) for name in self.forward_headers for value in received.get(name.lower(), ())]
-        headers.append(("Content-Type", "application/json"))
+        """The hook request's own headers (Content-Type is the client's): the forwarded client headers, in the
+        case configured, then the event id."""
+        headers: list[tuple[str, str]] = []
+        if self.forward_headers:
+            received = {name.lower(): values for name, values in request.Event.HTTPRequest.Header.items()}
+            headers = [(name, value) for name in self.forward_headers for value in received.get(name.lower(), ())]
         if request.EventID:
             headers.append(("Idempotency-Key", request.EventID))
         return headers
@@ -126,24 +132,17 @@ class HTTPHooks:
             _RetryError: unreachable, timed out, or a non-2xx answer.
             _UnusableError: a 2xx answer over `max_response` bytes.
         """
-        if self._slots is None:
-            self._slots = anyio.CapacityLimiter(_CONNECTIONS)
-        async with self._slots:
-            return await self._post(body, headers)
-
-    async def _post(self, body: bytes, headers: list[tuple[str, str]]) -> bytes:
         try:
-            # httpx bounds each step (connect, each read); this bounds the whole, against a receiver that
-            # answers a byte at a time.
-            with anyio.fail_after(self.timeout):
-                async with self._pooled().stream("POST", self.url, content=body, headers=headers) as response:
-                    if not response.is_success:
-                        raise _RetryError(f"answered {response.status_code}{await _quote(response)}")
-                    return await _read_at_most(response, self.max_response)
-        except (TimeoutError, httpx.TimeoutException):
+            answer = await self._pooled().post(body, headers)
+        except TimeoutError:
             raise _RetryError(f"no answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise _RetryError(_one_line(f"{type(exc).__name__}: {exc}")) from None
+        if not 200 <= answer.status < 300:
+            raise _RetryError(f"answered {answer.status}{_quote(answer.body)}")
+        if answer.truncated:
+            raise _UnusableError(f"answer over {self.max_response} bytes")
+        return answer.body
 
     def _decode(self, request: HookRequest, answer: bytes) -> HookResponse:
         try:
@@ -153,23 +152,42 @@ class HTTPHooks:
                 f"{request.Type} hook at {self._where}: answer is not a hook response: {exc}"
             ) from None
 
-    def _pooled(self) -> httpx.AsyncClient:
+    def _pooled(self) -> HTTPClient:
         """The one client of this transport, created on first use: its pool keeps connections to the receiver
         open between events."""
         if self._client is None:
-            limits = httpx.Limits(max_connections=_CONNECTIONS, max_keepalive_connections=_CONNECTIONS)
-            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits, follow_redirects=False)
+            self._client = HTTPClient(
+                self._target,
+                timeout=self.timeout,
+                max_body=self.max_response,
+                headers=[("Content-Type", "application/json")],
+                connections=_CONNECTIONS,
+            )
         return self._client
 
 
-def _checked_url(url: str) -> httpx.URL:
+def _checked_url(url: str) -> tuple[Target, str]:
+    """The client's target, and the URL as failures show it (no credentials, query or fragment)."""
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
+        parts = urlsplit(url)
+        port = parts.port
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
         raise ValueError(f"HTTP hooks URL {url!r} is not a URL: {exc}") from None
-    if parsed.scheme not in {"http", "https"} or not parsed.host:
+    if parts.scheme not in {"http", "https"} or not host:
         raise ValueError(f"HTTP hooks URL {url!r} must be http:// or https:// with a host")
-    return parsed
+    authority = f"[{host}]" if ":" in host else host
+    if port is not None:
+        authority += f":{port}"
+    path = quote(parts.path or "/", safe=_TARGET_SAFE)
+    query = f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
+    authorization = None
+    if parts.username is not None or parts.password is not None:  # sent as Basic auth, as httpx did
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+        authorization = f"Basic {b64encode(pair).decode('ascii')}"
+    tls = parts.scheme == "https"
+    target = Target(tls, host, port or (443 if tls else 80), authority, path + query, authorization)
+    return target, f"{parts.scheme}://{authority}{path}"
 
 
 def _checked_forward_headers(names: Iterable[str]) -> tuple[str, ...]:
@@ -180,25 +198,9 @@ def _checked_forward_headers(names: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """The whole body (decoded, so a compressed answer is capped at its real size), or `_UnusableError`."""
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _UnusableError(f"answer over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _quote(response: httpx.Response) -> str:
+def _quote(body: bytes) -> str:
     """The start of a non-2xx answer's body, for the failure's reason (": ..."), or nothing."""
-    start = b""
-    async for chunk in response.aiter_bytes():
-        start += chunk
-        if len(start) >= _REASON_LENGTH:
-            break
-    text = _one_line(start.decode(errors="replace"))[:_REASON_LENGTH]
+    text = _one_line(body[: _REASON_LENGTH * 4].decode(errors="replace"))[:_REASON_LENGTH]
     return f": {text}" if text else ""
 
 

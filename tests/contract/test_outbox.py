@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from storage_backends.base import StorageRef
 from tests.contract.conftest import Backing
+from tusserver.coordination.hooks.requests import new_event_id
 from tusserver.coordination.redis_locking import RedisLease
 from tusserver.coordination.state import OutboxEvent, SQLiteStateStore, SupportsOutbox, UploadStateStore
 from tusserver.coordination.state.redis import lock_key
@@ -243,10 +244,11 @@ async def test_events_survive_closing_and_reopening(backing: Backing) -> None:
         await second.aclose()
 
 
-def test_new_events_have_unique_ids() -> None:
-    ids = {OutboxEvent.new("post-finish", "u1", "{}", now=T0).id for _ in range(1000)}
-    assert len(ids) == 1000
+def test_new_events_have_unique_ids_in_the_order_they_were_made() -> None:
+    ids = [new_event_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
     assert all(len(event_id) == 32 and int(event_id, 16) >= 0 for event_id in ids)
+    assert [event_id[:14] for event_id in ids] == sorted(event_id[:14] for event_id in ids)  # time first
 
 
 # --- SQLite: one transaction, and no extra statement without events --------------------------------------------------

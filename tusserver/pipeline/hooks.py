@@ -7,6 +7,7 @@ only builds their requests and turns a hook's answer into the client's response.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 
 from starlette.requests import Request
@@ -42,6 +43,7 @@ def http_request(request: Request) -> HookHTTPRequest:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # a few dozen names in practice; bounded against clients that invent them
 def _canonical_name(name: str) -> str:
     # Go's textproto.CanonicalMIMEHeaderKey, which tusd's receivers see: "upload-metadata" -> "Upload-Metadata".
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))

@@ -103,8 +103,8 @@ class HookResponse(_Wire):
         Raises:
             InvalidHookResponseError: not a JSON object of the right shape.
         """
-        if not body.strip():
-            return cls()
+        if not body.strip() or body in _EMPTY_ANSWERS:  # the usual answer, without a parse and a validation
+            return EMPTY_RESPONSE
         try:
             data = json.loads(body)
         except ValueError as exc:
@@ -128,6 +128,7 @@ class HookResponse(_Wire):
 
 EMPTY_RESPONSE = HookResponse()
 """The answer that says nothing (models are frozen: one instance serves every use)."""
+_EMPTY_ANSWERS = frozenset({"{}", b"{}", "{}\n", b"{}\n"})
 
 
 class InvalidHookResponseError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import time
 from collections.abc import Mapping
 
 from storage_backends.base import StorageRef
@@ -13,7 +14,15 @@ from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookEventData, HookHTTPRequest, HookRequest, HookUpload
 from tusserver.protocol.model import UploadInfo
 
-__all__ = ["NO_REQUEST", "about", "decoded_metadata", "encoded_metadata", "event_request", "storage_description"]
+__all__ = [
+    "NO_REQUEST",
+    "about",
+    "decoded_metadata",
+    "encoded_metadata",
+    "event_request",
+    "new_event_id",
+    "storage_description",
+]
 
 NO_REQUEST = HookHTTPRequest()  # events no client request caused (expiry)
 
@@ -43,7 +52,14 @@ def event_request(
             PartialUploads=list(info.parts) if info.concat == "final" else None,
             Storage=dict(storage) if storage is not None else None,
         )
-    return HookRequest(Type=event, Event=HookEventData(Upload=upload, HTTPRequest=http), EventID=secrets.token_hex(16))
+    return HookRequest(Type=event, Event=HookEventData(Upload=upload, HTTPRequest=http), EventID=new_event_id())
+
+
+def new_event_id() -> str:
+    """32 hex characters: the time in microseconds (14), then 72 random bits. Ids in the order they were made
+    keep the outbox's index on them compact: an event is inserted, and soon removed, at its end (SQLite writes
+    fewer pages per commit than with ids spread over the whole index)."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
 def decoded_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

@@ -8,7 +8,6 @@ INTEGER and in a Redis sorted-set score (a double holds integers up to 2**53, th
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +23,7 @@ class OutboxEvent(BaseModel, frozen=True):
     """One hook event waiting for delivery.
 
     Attributes:
-        id: unique (32 hex characters from `new`); receivers drop duplicates by it. Recording an id
+        id: unique (32 hex characters); receivers drop duplicates by it. Recording an id
             that the outbox already holds is a no-op.
         event: the hook event's name, e.g. "post-finish".
         upload_id: the upload it is about.
@@ -41,22 +40,6 @@ class OutboxEvent(BaseModel, frozen=True):
     created_at: AwareDatetime
     attempts: int = 0
     not_before: AwareDatetime
-
-    @classmethod
-    def new(cls, event: str, upload_id: str, payload: str, *, now: datetime) -> OutboxEvent:
-        """A fresh event with a random 128-bit id, due at once.
-
-        Args:
-            event: the hook event's name.
-            upload_id: the upload it is about.
-            payload: the JSON request the receiver gets.
-            now: the current time (UTC); both `created_at` and `not_before`.
-
-        Returns:
-            The event, not yet recorded: pass it to a state store's `create`, `save` or `delete`.
-        """
-        return cls(id=secrets.token_hex(16), event=event, upload_id=upload_id, payload=payload,
-                   created_at=now, not_before=now)  # fmt: skip
 
 
 def micros(moment: datetime) -> int:

@@ -107,7 +107,7 @@ async def test_a_mounted_app_runs_its_lifespan_from_the_parent(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """README "Embedding in FastAPI or Starlette" and examples/mount_in_app.py: the parent's lifespan runs the tus
-    app's, so it has a background (hooks.run_in) while serving, and is closed at exit."""
+    app's, so it has a background while serving, and is closed at exit."""
     monkeypatch.chdir(tmp_path)
     if source == "readme":
         namespace: dict[str, object] = {}
@@ -118,10 +118,10 @@ async def test_a_mounted_app_runs_its_lifespan_from_the_parent(
         app, tus = module.app, module.tus
     assert isinstance(tus, Starlette)
     async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
-        assert tus.state.tus.hooks._background is not None
+        assert tus.state.tus.hooks.in_the_background
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             created = await client.post("/api/uploads/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "3"})
         assert created.status_code == 201
         assert created.headers["location"].startswith("http://testserver/api/uploads/")
-    assert tus.state.tus.hooks._background is None  # the lifespan ended: background gone
+    assert not tus.state.tus.hooks.in_the_background  # the lifespan ended: background gone

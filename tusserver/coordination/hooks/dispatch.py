@@ -9,11 +9,14 @@ did not see. A non-blocking event never fails its request: its failures are logg
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVarTuple
 
+import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from tusserver.coordination.hooks.events import BLOCKING, HookEvent
 from tusserver.coordination.hooks.model import (
@@ -28,6 +31,11 @@ __all__ = ["HookFailedError", "Hooks", "InProcessHook", "InProcessHooks", "Trans
 
 logger = logging.getLogger("tusserver.hooks")
 Args = TypeVarTuple("Args")
+_Job = tuple[Callable[..., Coroutine[Any, Any, None]], tuple[Any, ...]]
+
+BACKGROUND_SENDERS = 16
+"""Non-blocking events sent at once (a request's events go out one after the other, in order): as many as the
+HTTP hooks keep connections to their receiver. An in-process hook that takes long holds one of them."""
 
 InProcessHook = Callable[[HookRequest], Awaitable[HookResponse | None]]
 """An in-process hook: gets the event's request, answers a response (None: nothing to say)."""
@@ -91,11 +99,24 @@ class Hooks:
         self.routes = tuple((transport, frozenset(events)) for transport, events in routes)
         self.enabled = frozenset().union(*(events for _, events in self.routes))
         self.failures: Counter[HookEvent] = Counter()  # non-blocking failures, by event
-        self._background: TaskGroup | None = None
+        self._jobs: MemoryObjectSendStream[_Job] | None = None
+
+    @property
+    def in_the_background(self) -> bool:
+        """Whether non-blocking events are sent in the background (`run_in`), not in their request."""
+        return self._jobs is not None
 
     def run_in(self, tasks: TaskGroup | None) -> None:
-        """Send non-blocking events from `tasks` (the app's lifespan), or, with None, in their request."""
-        self._background = tasks
+        """Send non-blocking events from `BACKGROUND_SENDERS` tasks of `tasks` (the app's lifespan), or, with None,
+        in their request. A pool and not a task per request: starting a task cost more than some hooks."""
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
+        if tasks is not None:
+            self._jobs, jobs = anyio.create_memory_object_stream[_Job](math.inf)
+            for _ in range(BACKGROUND_SENDERS):
+                tasks.start_soon(_send_jobs, jobs.clone())
+            jobs.close()
 
     def on(self, event: HookEvent) -> bool:
         """Whether `event` is sent anywhere: the callers skip building its request otherwise."""
@@ -152,10 +173,11 @@ class Hooks:
             then(answer)
 
     async def in_background(self, send: Callable[[*Args], Coroutine[Any, Any, None]], *args: *Args) -> None:
-        """Run `send(*args)` in the background of the running app. A mounted app gets no lifespan, and so no
-        background: there it runs before this returns."""
-        if self._background is not None:
-            self._background.start_soon(send, *args)
+        """Run `send(*args)` in the background of the running app, in the order of the calls (but with up to
+        `BACKGROUND_SENDERS` running at once). A mounted app gets no lifespan, and so no background: there it
+        runs before this returns."""
+        if self._jobs is not None:
+            self._jobs.send_nowait((send, args))
         else:
             await send(*args)
 
@@ -165,6 +187,15 @@ class Hooks:
     async def aclose(self) -> None:
         for transport, _ in self.routes:
             await transport.aclose()
+
+
+async def _send_jobs(jobs: MemoryObjectReceiveStream[_Job]) -> None:
+    async with jobs:
+        async for send, args in jobs:
+            try:
+                await send(*args)
+            except Exception:  # a bug, not a hook's failure (those are handled): log it, and go on with the next
+                logger.exception("sending a hook event in the background failed")
 
 
 def merge(responses: Sequence[HookResponse]) -> HookResponse:

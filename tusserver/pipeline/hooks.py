@@ -33,7 +33,11 @@ def http_request(request: Request) -> HookHTTPRequest:
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         headers.setdefault(_canonical_name(name), []).append(value)
-    uri = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    scope = request.scope  # not request.url, which costs more to build than the rest here
+    raw_path: bytes | None = scope.get("raw_path")  # the target as received (tusd's URI), where the server gives it
+    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    uri = path + (f"?{query}" if query else "")
     client = request.client
     return HookHTTPRequest(
         Method=request.method,

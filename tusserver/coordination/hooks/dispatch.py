@@ -9,7 +9,6 @@ did not see. A non-blocking event never fails its request: its failures are logg
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVarTuple
@@ -36,6 +35,9 @@ _Job = tuple[Callable[..., Coroutine[Any, Any, None]], tuple[Any, ...]]
 BACKGROUND_SENDERS = 16
 """Non-blocking events sent at once (a request's events go out one after the other, in order): as many as the
 HTTP hooks keep connections to their receiver. An in-process hook that takes long holds one of them."""
+WAITING_JOBS = 1024
+"""Requests' events waiting for a sender; past that a request waits before it answers, so a receiver slower
+than the uploads slows them down rather than fill the memory."""
 
 InProcessHook = Callable[[HookRequest], Awaitable[HookResponse | None]]
 """An in-process hook: gets the event's request, answers a response (None: nothing to say)."""
@@ -113,7 +115,7 @@ class Hooks:
             self._jobs.close()
             self._jobs = None
         if tasks is not None:
-            self._jobs, jobs = anyio.create_memory_object_stream[_Job](math.inf)
+            self._jobs, jobs = anyio.create_memory_object_stream[_Job](WAITING_JOBS)
             for _ in range(BACKGROUND_SENDERS):
                 tasks.start_soon(_send_jobs, jobs.clone())
             jobs.close()
@@ -177,7 +179,7 @@ class Hooks:
         `BACKGROUND_SENDERS` running at once). A mounted app gets no lifespan, and so no background: there it
         runs before this returns."""
         if self._jobs is not None:
-            self._jobs.send_nowait((send, args))
+            await self._jobs.send((send, args))  # waits while WAITING_JOBS wait: the senders set the pace
         else:
             await send(*args)
 

@@ -100,6 +100,7 @@ class Hooks:
     def __init__(self, routes: Sequence[tuple[Transport, Collection[HookEvent]]] = ()) -> None:
         self.routes = tuple((transport, frozenset(events)) for transport, events in routes)
         self.enabled = frozenset().union(*(events for _, events in self.routes))
+        self._by_event = {event: tuple(t for t, events in self.routes if event in events) for event in self.enabled}
         self.failures: Counter[HookEvent] = Counter()  # non-blocking failures, by event
         self._jobs: MemoryObjectSendStream[_Job] | None = None
 
@@ -183,8 +184,8 @@ class Hooks:
         else:
             await send(*args)
 
-    def _transports(self, event: HookEvent) -> list[Transport]:
-        return [transport for transport, events in self.routes if event in events]
+    def _transports(self, event: HookEvent) -> tuple[Transport, ...]:
+        return self._by_event.get(event, ())
 
     async def aclose(self) -> None:
         for transport, _ in self.routes:

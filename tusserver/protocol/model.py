@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from storage_backends.base import StorageRef
 
-__all__ = ["OFFSET_OCTET_STREAM", "OWS", "TUS_RESUMABLE", "TUS_VERSION", "Extension", "UploadInfo"]
+__all__ = ["OFFSET_OCTET_STREAM", "OWS", "TUS_RESUMABLE", "TUS_VERSION", "Extension", "UploadInfo", "UploadState"]
 
 TUS_RESUMABLE = "1.0.0"
 TUS_VERSION = "1.0.0"  # comma-separated, most preferred first (tus §Tus-Version)
@@ -33,6 +33,19 @@ class Extension(StrEnum):
     CONCATENATION_UNFINISHED = "concatenation-unfinished"
 
 
+class UploadState(StrEnum):
+    """Where an upload is in its life (issue 21): `uploading` until every byte is stored, then `uploaded`;
+    a verdict (a pre-finish hook's, an admin's, or the declared whole-file digest's) makes it `accepted` or
+    `rejected` (without one it is accepted at once). `terminated` (DELETE) and `expired` end it."""
+
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    TERMINATED = "terminated"
+    EXPIRED = "expired"
+
+
 class UploadInfo(BaseModel, frozen=True):
     """Everything the server knows about one upload; what the state store persists.
 
@@ -47,6 +60,12 @@ class UploadInfo(BaseModel, frozen=True):
         concat: "partial" or "final" for the concatenation extension, None for a plain upload.
         parts: a final upload's partial upload ids, in order.
         concat_header: Upload-Concat as received, echoed on HEAD (tus §Concatenation).
+        owner: the principal that created the upload (authorization), None without authorization.
+        state: where it is in its life (`UploadState`).
+        reason: why it was rejected (or what the verdict said), for the client and the status API.
+        digest: the whole file's digest once verified or computed, "<algorithm> <base64>" with the checksum
+            extension's algorithm names (e.g. "sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=").
+        finished_at: when the last byte was stored (UTC), None before.
     """
 
     id: str
@@ -59,6 +78,11 @@ class UploadInfo(BaseModel, frozen=True):
     concat: Literal["partial", "final"] | None = None
     parts: tuple[str, ...] = ()
     concat_header: str | None = None
+    owner: str | None = None
+    state: UploadState = UploadState.UPLOADING
+    reason: str | None = None
+    digest: str | None = None
+    finished_at: datetime | None = None
 
     def is_expired(self, now: datetime) -> bool:
         """True once `expires_at` has passed; the record may still be kept until cleanup."""

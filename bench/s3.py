@@ -413,7 +413,7 @@ def build_inputs(args: argparse.Namespace, work: Path) -> Inputs:
     pieces: list[Path] = []
     with source.open("wb") as whole:
         for index, offset in enumerate(range(0, args.size, args.chunk)):
-            piece = pieces_dir / f"{index:06d}" if "W2-S3" in args.workloads else None
+            piece = pieces_dir / f"{index:06d}" if any(key.startswith("W2") for key in args.workloads) else None
             run._generate(whole, piece, min(args.chunk, args.size - offset), digest)
             if piece is not None:
                 pieces.append(piece)

@@ -75,13 +75,17 @@ class StorageBackend(Protocol):
 
     scheme: ClassVar[str]
 
-    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+    async def create(
+        self, key: str, *, length: int | None, content_type: str | None = None, content_disposition: str | None = None
+    ) -> StorageRef:
         """Prepare storage for a new upload.
 
         Args:
             key: a unique, already validated key (letters, digits, '-' and '_').
             length: the final length if known, None if deferred.
             content_type: the media type the client declared, for stores that keep one per object.
+            content_disposition: a Content-Disposition naming the file the client declared (ASCII only), for
+                stores that keep one per object.
 
         Returns:
             The reference to persist with the upload.

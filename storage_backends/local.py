@@ -85,7 +85,9 @@ class LocalStorage:
             files.append((int(name.split("-", 1)[0]), self._segment_path(ref.key, name)))
         return files
 
-    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+    async def create(
+        self, key: str, *, length: int | None, content_type: str | None = None, content_disposition: str | None = None
+    ) -> StorageRef:
         """Create an empty file for the upload (see `StorageBackend.create`)."""
         path = self._path(key)
         try:

@@ -29,7 +29,9 @@ class MemoryStorage:
         except KeyError:
             raise BlobNotFoundError(f"no blob {key}") from None
 
-    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+    async def create(
+        self, key: str, *, length: int | None, content_type: str | None = None, content_disposition: str | None = None
+    ) -> StorageRef:
         """Start an empty blob (see `StorageBackend.create`)."""
         if check_key(key) in self.blobs:
             raise BlobExistsError(f"blob {key} exists")

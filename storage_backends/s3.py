@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
 from functools import cache, partial
@@ -30,6 +30,7 @@ from aiobotocore.session import AioSession, get_session
 from storage_backends import s3_sweep
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._keys import check_key
+from storage_backends._tasks import count_bytes, run_all
 from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
@@ -169,12 +170,16 @@ class S3Storage:
 
     # -- the storage contract ---------------------------------------------------------------
 
-    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
+    async def create(
+        self, key: str, *, length: int | None, content_type: str | None = None, content_disposition: str | None = None
+    ) -> StorageRef:
         """Start the multipart upload; the part size is fixed now, from the length."""
         object_key = self._key(key)
         options = self.options
         part_size = part_size_for(length, preferred=options.part_size, deferred=options.deferred_part_size)
         extra_params = {"ContentType": content_type} if content_type else {}
+        if content_disposition:
+            extra_params["ContentDisposition"] = content_disposition
         answer = await self._call(f"create {key}", "create_multipart_upload", Key=object_key, **extra_params)
         return Upload(object_key, answer["UploadId"], part_size, length, next_part=1).ref()
 
@@ -200,7 +205,7 @@ class S3Storage:
             size = await self._finished_size(upload, offset)
             if size is None:
                 raise
-            return Appended(min(size, writer.position + await _count(chunks)), ref)
+            return Appended(min(size, writer.position + await count_bytes(chunks)), ref)
         finally:
             writer.release()
         return Appended(length, finished.ref())
@@ -396,7 +401,7 @@ class S3Storage:
             async with limiter:
                 etags[target.number] = await self._build_part(upload, target, sources)
 
-        await _run_all([partial(build, target) for target in plan])
+        await run_all([partial(build, target) for target in plan])
         await self._finish(upload, [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)])
 
     async def _build_part(self, upload: Upload, target: TargetPart, sources: list[str]) -> str:
@@ -450,25 +455,3 @@ class S3Storage:
         """Close the client's connections."""
         await self._stack.aclose()
         self._client = None
-
-
-async def _count(chunks: AsyncIterable[bytes]) -> int:
-    return sum([len(chunk) async for chunk in chunks])
-
-
-async def _run_all(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    """Run `jobs` concurrently; the first storage error cancels the rest and is raised as itself."""
-    failure: list[StorageError] = []
-    async with anyio.create_task_group() as tasks:
-
-        async def run(job: Callable[[], Awaitable[None]]) -> None:
-            try:
-                await job()
-            except StorageError as exc:
-                failure.append(exc)
-                tasks.cancel_scope.cancel()
-
-        for job in jobs:
-            tasks.start_soon(run, job)
-    if failure:
-        raise failure[0]

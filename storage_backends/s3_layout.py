@@ -17,14 +17,18 @@ size leaves room for that: uploads are planned for `PLANNED_PARTS`, under S3's 1
 Concatenation (`plan_concat`) maps byte ranges of finished objects onto the new upload's parts:
 a range of at least 5 MiB (or the last one) is copied inside S3 (UploadPartCopy); shorter
 ranges are gathered into one part that passes through the server, at most 2 x 5 MiB at a time.
+
+What S3 shares with Azure's blocks (piece sizes, tail names and headers, join plans) is in `pieces`;
+this module adds S3's limits and its tail header (ETags).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from storage_backends import pieces
 from storage_backends.base import StorageRef
+from storage_backends.pieces import MiB, Segment, TargetPart, decode_header, encode_header, tail_key, tail_prefix
 
 __all__ = [
     "MAX_OBJECT_SIZE",
@@ -43,12 +47,12 @@ __all__ = [
     "tail_prefix",
 ]
 
-MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3: every part but the last
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 PLANNED_PARTS = 9_000  # the rest are for the reservations of writers that never finished (a crash, a pause)
 MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB  # 5 TiB
+_LIMITS = pieces.PieceLimits(MIN_PART_SIZE, MAX_PART_SIZE, PLANNED_PARTS, MAX_OBJECT_SIZE, "S3")
 
 
 def part_size_for(length: int | None, *, preferred: int, deferred: int) -> int:
@@ -60,24 +64,7 @@ def part_size_for(length: int | None, *, preferred: int, deferred: int) -> int:
     Raises:
         ValueError: `length` exceeds the 5 TiB object limit.
     """
-    if length is None:
-        return deferred
-    if length > MAX_OBJECT_SIZE:
-        raise ValueError(f"an S3 object holds at most {MAX_OBJECT_SIZE} bytes")
-    needed = -(-length // PLANNED_PARTS)
-    size = max(preferred, MIN_PART_SIZE, -(-needed // MiB) * MiB)
-    return min(size, MAX_PART_SIZE)
-
-
-def tail_prefix(key: str) -> str:
-    """The prefix of every tail object of the upload stored under `key`."""
-    return f"{key}.tail-"
-
-
-def tail_key(key: str, part_number: int, token: str = "") -> str:
-    """The object holding the first bytes of the `part_number`-th part while it is not full, written by
-    the writer `token` (tails written before tokens existed have none)."""
-    return f"{tail_prefix(key)}{part_number:05d}" + (f"-{token}" if token else "")
+    return pieces.piece_size_for(length, preferred=preferred, deferred=deferred, limits=_LIMITS)
 
 
 _TAIL_MAGIC = b"tus-s3-tail/"
@@ -90,7 +77,7 @@ class TailHeader:
     parts: tuple[tuple[int, str], ...]
 
     def encode(self) -> bytes:
-        return _TAIL_MAGIC + b"2 " + json.dumps({"parts": self.parts}).encode() + b"\n"
+        return encode_header(_TAIL_MAGIC, 2, {"parts": self.parts})
 
     @classmethod
     def decode(cls, data: bytes) -> tuple[TailHeader, int]:
@@ -99,86 +86,23 @@ class TailHeader:
         Raises:
             ValueError: `data` does not start with a tail header.
         """
-        end = data.find(b"\n")
-        if not data.startswith(_TAIL_MAGIC) or end < 0:
-            raise ValueError("not a tail object")
-        version, _, fields = data[len(_TAIL_MAGIC) : end].partition(b" ")
+        version, decoded, start = decode_header(_TAIL_MAGIC, data)
         try:
-            decoded = json.loads(fields)
             if version == b"1":  # parts numbered 1, 2, ... in order
-                return cls(tuple(enumerate((str(etag) for etag in decoded["etags"]), start=1))), end + 1
-            return cls(tuple((int(number), str(etag)) for number, etag in decoded["parts"])), end + 1
+                return cls(tuple(enumerate((str(etag) for etag in decoded["etags"]), start=1))), start
+            return cls(tuple((int(number), str(etag)) for number, etag in decoded["parts"])), start
         except (ValueError, KeyError, TypeError):
             raise ValueError("not a tail object") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """Bytes `start` to `end` (exclusive) of source object number `source`."""
-
-    source: int
-    start: int
-    end: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class TargetPart:
-    """One part of the joined upload: copied inside S3 if it is a single segment, else gathered."""
-
-    number: int
-    segments: tuple[Segment, ...]
-
-    @property
-    def copied(self) -> bool:
-        return len(self.segments) == 1
-
-    @property
-    def size(self) -> int:
-        return sum(segment.size for segment in self.segments)
-
-
 def plan_concat(sizes: list[int], *, min_part: int = MIN_PART_SIZE, max_part: int = MAX_PART_SIZE) -> list[TargetPart]:
-    """The parts of an upload that joins sources of `sizes`, in order.
-
-    Every part but the last is between `min_part` and `max_part` bytes (S3's rules). Ranges of a
-    source that can stand alone become copied parts; shorter ones are gathered with their
-    neighbours into a part of at least `min_part` bytes (and under 2 x `min_part`).
+    """The parts of an upload that joins sources of `sizes`, in order (`pieces.plan_concat` with S3's rules:
+    every part but the last between 5 MiB and 5 GiB, at most 10,000 parts).
 
     Raises:
         ValueError: the join needs more than 10,000 parts.
     """
-    groups: list[list[Segment]] = []
-    gathering: list[Segment] = []
-    for source, size in enumerate(sizes):
-        position = 0
-        if gathering and size:  # top up the gathered part from this source first
-            take = min(size, min_part - sum(segment.size for segment in gathering))
-            gathering.append(Segment(source, 0, take))
-            position = take
-            if sum(segment.size for segment in gathering) >= min_part:
-                groups.append(gathering)
-                gathering = []
-        remaining = size - position
-        if remaining >= min_part:
-            groups.extend([segment] for segment in _split(source, position, size, max_part))
-        elif remaining:
-            gathering.append(Segment(source, position, size))
-    if gathering:
-        groups.append(gathering)
-    if len(groups) > MAX_PARTS:
-        raise ValueError(f"joining these uploads needs {len(groups)} parts, more than S3's {MAX_PARTS}")
-    return [TargetPart(number, tuple(group)) for number, group in enumerate(groups, start=1)]
-
-
-def _split(source: int, start: int, end: int, max_part: int) -> list[Segment]:
-    """`start`..`end` in equal pieces of at most `max_part` bytes (each at least half of it)."""
-    count = -(-(end - start) // max_part)
-    step = -(-(end - start) // count)
-    return [Segment(source, offset, min(offset + step, end)) for offset in range(start, end, step)]
+    return pieces.plan_concat(sizes, min_part=min_part, max_part=max_part, max_parts=MAX_PARTS, store="S3")
 
 
 @dataclass(frozen=True)

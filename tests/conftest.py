@@ -1,4 +1,5 @@
-"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin; a real Redis; real S3 servers."""
+"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin; a real Redis; real S3 servers;
+Azurite for Azure Blob."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from storage_backends.azure import AzureBlobStorage, AzureOptions
 from storage_backends.s3 import S3Options, S3Storage
+from tests.azure_server import Azurite, create_container
 from tests.redis_server import RedisServer
 from tests.s3_server import MotoS3, SeaweedS3, aws_environment, create_bucket
 
@@ -114,3 +117,27 @@ def s3_storage_on_moto(moto_s3: MotoS3, moto_bucket: str, aws_credentials: None)
     """An S3Storage on the session's moto server (AWS's error codes, the 5 MiB rule), under a fresh
     prefix; the caller closes it (`aclose`)."""
     return _s3_storage(moto_s3.endpoint, moto_bucket)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite (Azure Blob emulator, in memory) for the whole run; tests get fresh blob name prefixes."""
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_container(azurite: Azurite) -> str:
+    create_container(azurite.connection_string, "tusserver-tests")
+    return "tusserver-tests"
+
+
+@pytest.fixture
+def azure_storage(azurite: Azurite, azurite_container: str) -> AzureBlobStorage:
+    """An AzureBlobStorage on the session's Azurite, under a fresh prefix; the caller closes it (`aclose`)."""
+    options = AzureOptions(
+        container=azurite_container, prefix=f"{uuid.uuid4().hex}/", connection_string=azurite.connection_string
+    )
+    return AzureBlobStorage(options)

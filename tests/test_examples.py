@@ -54,10 +54,36 @@ async def test_example_answers_options(example_app: Starlette, endpoint: str, tm
 HOOK_EXAMPLES = {"examples.hooks", "examples.webhook_receiver"}  # below; with a real server in test_hooks_e2e.py
 
 
+# Examples run as their header comment says, by tests of their own: the file -> the test module that runs it.
+RUN_ELSEWHERE = {
+    "examples.tuspy_resume": "tests/e2e/test_example_clients.py",
+    "js/upload.mjs": "tests/e2e/test_example_clients.py",
+    "js/package.json": "tests/e2e/test_example_clients.py",  # its tus-js-client, for upload.mjs and browser/
+    "browser/index.html": "tests/browser/test_example_page.py",
+    "browser/upload.js": "tests/browser/test_example_page.py",
+}
+NOT_PROGRAMS = {"nginx-scale-out.conf"}  # configuration shown in the README, not run
+
+
 def test_every_example_is_covered() -> None:
     examples = Path(__file__).parent.parent / "examples"
     names = {f"examples.{path.stem}" for path in examples.glob("*.py") if path.stem != "__init__"}
-    assert names == {param.values[0] for param in EXAMPLES} | HOOK_EXAMPLES
+    assert names == {param.values[0] for param in EXAMPLES} | HOOK_EXAMPLES | {
+        name for name in RUN_ELSEWHERE if name.startswith("examples.")
+    }
+
+
+def test_every_other_example_file_is_run_by_a_test() -> None:
+    root = Path(__file__).parent.parent
+    skipped = {"node_modules", "__pycache__"}
+    files = {
+        path.relative_to(root / "examples").as_posix()
+        for path in (root / "examples").rglob("*")
+        if path.is_file() and path.suffix != ".py" and not skipped & set(path.parts)
+    }
+    assert files - {"js/package-lock.json"} == {name for name in RUN_ELSEWHERE if "/" in name} | NOT_PROGRAMS
+    for name, test in RUN_ELSEWHERE.items():
+        assert "examples" in (root / test).read_text(), (name, test)
 
 
 def hook_request(event: str, **metadata: str) -> HookRequest:

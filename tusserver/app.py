@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from storage_backends.base import StorageBackend, SupportsConcatenate, SupportsDelete, SupportsOpen
 from storage_backends.local import LocalStorage
 from tusserver.context import TusContext, utcnow
+from tusserver.coordination.auth.setup import build_authenticator
 from tusserver.coordination.cleanup import sweep_forever
 from tusserver.coordination.hooks.dispatch import InProcessHook
 from tusserver.coordination.hooks.events import HookEvent
@@ -27,6 +28,8 @@ from tusserver.coordination.hooks.setup import build_hooks, deliverer_of
 from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.coordination.state.sqlite import SQLiteStateStore
+from tusserver.pipeline.access import AccessMiddleware
+from tusserver.pipeline.api import StatusApi
 from tusserver.pipeline.endpoints import Endpoints, Handler
 from tusserver.pipeline.middleware import TusMiddleware, to_starlette
 from tusserver.protocol import responses
@@ -34,6 +37,7 @@ from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNot
 from tusserver.protocol.rules import supported_extensions
 from tusserver.protocol.urls import TrustedProxies
 from tusserver.settings import Settings
+from tusserver.ui import UploadPage
 
 __all__ = ["CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "create_app", "default_storage"]
 
@@ -50,7 +54,7 @@ CORS_EXPOSE_HEADERS = (
     "Upload-Offset", "Location", "Upload-Length", "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension",
     "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat", "Upload-Expires", "Upload-Complete", "Upload-Limit",
     "Upload-Draft-Interop-Version", "Tus-Checksum-Algorithm", "Content-Disposition", "Content-Range", "Accept-Ranges",
-    "ETag",
+    "ETag", "WWW-Authenticate", "Repr-Digest",
 )  # fmt: skip
 CORS_METHODS = ("POST", "HEAD", "PATCH", "OPTIONS", "GET", "DELETE")
 
@@ -122,9 +126,18 @@ def create_app(
         logger.info("stopped: state and storage closed")
 
     routes = _routes(Endpoints(tus), settings.base_path)
+    # The status API through Starlette's router, not `_TusRoutes`: its 404s and 405s are the router's.
+    api = StatusApi(tus, settings.api_path).routes() if settings.api_path is not None else []
     app = Starlette(
-        routes=routes,
-        middleware=[*_middleware(settings), Middleware(_TusRoutes, routes=routes)],
+        routes=[*routes, *api],
+        middleware=[
+            # The upload page first: public, and not tus (no CORS, no Tus-Resumable, no access check).
+            *([Middleware(UploadPage, tus=tus)] if settings.ui else []),
+            *_middleware(settings),
+            # Inside CORS (a refusal carries its headers, a preflight is never gated), before every route.
+            Middleware(AccessMiddleware, tus=tus, auth=build_authenticator(settings)),
+            Middleware(_TusRoutes, routes=routes),
+        ],
         exception_handlers={HTTPException: _router_error},
         lifespan=lifespan,
     )
@@ -235,7 +248,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
         "expose_headers": CORS_EXPOSE_HEADERS + settings.cors_expose_headers,
         "max_age": 86400,
     }
-    return [Middleware(TusMiddleware, cors=cors, check_head=settings.require_tus_resumable_on_head)]
+    check_head = settings.require_tus_resumable_on_head
+    return [Middleware(TusMiddleware, cors=cors, check_head=check_head, api_path=settings.api_path)]
 
 
 class _TusRoutes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from storage_backends.base import StorageBackend, SupportsLimits
@@ -14,6 +14,7 @@ from tusserver.coordination.hooks.dispatch import Hooks
 if TYPE_CHECKING:
     from tusserver.coordination.hooks.delivery import Deliverer
     from tusserver.coordination.hooks.progress import ProgressTicker
+from tusserver.coordination.digests import RunningDigests
 from tusserver.coordination.locking import Locker
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.protocol import rules
@@ -52,11 +53,20 @@ class TusContext:
     # partial id -> pending final ids, so a final is joined the moment its last partial finishes.
     # Only a shortcut: after a restart, the next HEAD or GET of the final joins it.
     waiting_finals: dict[str, set[str]] = field(default_factory=dict)
+    # Whole-file digests hashed as bytes arrive in order (issue 21), so a declared digest needs no re-read.
+    running_digests: RunningDigests = field(default_factory=RunningDigests)
 
-    def expiry(self, now: datetime, *, complete: bool) -> datetime | None:
-        """When an upload expires if it was created, appended to or completed at `now`."""
+    def expiry(self, now: datetime, *, complete: bool, partial: bool = False) -> datetime | None:
+        """When an upload expires if it was created, appended to or completed at `now` (`rules.expiry`)."""
         settings = self.settings
-        return rules.expiry(now, complete=complete, expiration=settings.expiration, retention=settings.retention)
+        return rules.expiry(
+            now, complete=complete, expiration=settings.expiration, retention=settings.retention, partial=partial
+        )
+
+    def tombstone_expiry(self, now: datetime) -> datetime | None:
+        """Until when the record of an upload whose bytes are removed at `now` is kept; None: not at all."""
+        seconds = self.settings.tombstone_retention
+        return None if seconds is None else now + timedelta(seconds=seconds)
 
     def __post_init__(self) -> None:
         # Decided once: an isinstance check against a runtime Protocol costs microseconds per request.

@@ -21,7 +21,7 @@ from storage_backends.base import (
 )
 from storage_backends.errors import BlobExistsError, BlobNotFoundError, StorageError, StorageUnavailableError
 
-STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto"]
+STORAGES = ["memory", "local", "local-fsync", "s3-seaweedfs", "s3-seaweedfs-https", "s3-moto", "azure"]
 # What each backend must declare, so that none loses a capability silently (tusd's UseIn()).
 EVERYTHING: set[type] = {SupportsDelete, SupportsConcatenate, SupportsDiscard, SupportsSweep}
 CAPABILITIES: dict[str, set[type]] = {
@@ -31,7 +31,9 @@ CAPABILITIES: dict[str, set[type]] = {
     "s3-seaweedfs": EVERYTHING,
     "s3-seaweedfs-https": EVERYTHING,
     "s3-moto": EVERYTHING,
+    "azure": EVERYTHING,
 }
+OBJECT_STORES = ("s3", "azure")  # they record progress at part (block) boundaries, and a second create starts over
 
 
 @pytest.fixture(params=STORAGES)
@@ -42,12 +44,15 @@ def storage_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def storage(storage_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[StorageBackend]:
-    """Every backend; S3 on a real server (SeaweedFS) and on moto (AWS's error codes, the 5 MiB rule)."""
+    """Every backend; S3 on a real server (SeaweedFS) and on moto (AWS's error codes, the 5 MiB rule); Azure on
+    Azurite."""
     backend: StorageBackend
     if storage_name == "memory":
         backend = MemoryStorage()
     elif storage_name.startswith("local"):
         backend = LocalStorage(tmp_path / "uploads", fsync=storage_name == "local-fsync")
+    elif storage_name == "azure":
+        backend = request.getfixturevalue("azure_storage")
     else:
         backend = request.getfixturevalue("s3_storage_on_" + storage_name.removeprefix("s3-").replace("-", "_"))
     yield backend
@@ -194,10 +199,10 @@ async def test_create_refuses_unsafe_keys(storage: StorageBackend, key: str) -> 
 
 @pytest.mark.anyio
 async def test_create_existing_key_raises_or_starts_over(storage: StorageBackend, storage_name: str) -> None:
-    """Files refuse a second create (BlobExistsError); an S3 create starts a new multipart upload,
-    whose completion replaces the object."""
+    """Files refuse a second create (BlobExistsError); an S3 create starts a new multipart upload (Azure: new
+    tails and blocks), whose completion replaces the object."""
     first = await storage.create("upload1", length=1)
-    if not storage_name.startswith("s3"):
+    if not storage_name.startswith(OBJECT_STORES):
         with pytest.raises(BlobExistsError):
             await storage.create("upload1", length=1)
         return
@@ -412,8 +417,9 @@ async def test_checkpoints_record_progress_that_a_crash_keeps(storage: StorageBa
     with pytest.raises(CrashError):
         await storage.append(record.ref, 0, breaking(), checkpoints=record.checkpoints("a"))
     assert record.saves == sorted(record.saves)
-    # At most a checkpoint's worth is lost (1 MiB here); on S3, which records at part boundaries, a part's (8 MiB).
-    lost_at_most = 8 * 1024 * 1024 if storage_name.startswith("s3") else 1024 * 1024
+    # At most a checkpoint's worth is lost (1 MiB here); on S3 and Azure, which record at part (block) boundaries,
+    # a part's (8 MiB).
+    lost_at_most = 8 * 1024 * 1024 if storage_name.startswith(OBJECT_STORES) else 1024 * 1024
     assert 2 * part + 777 - lost_at_most <= record.length <= 2 * part + 777
     resumed = await storage.append(record.ref, record.length, chunks(data[record.length :]))
     ref = await storage.complete(resumed.ref, len(data))

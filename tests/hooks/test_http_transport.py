@@ -168,7 +168,7 @@ async def test_the_event_is_posted_as_tusd_json(receiver: Receiver, make_hooks: 
     assert (body["Type"], body["EventID"]) == ("post-receive", "evt-1")
     assert body["Event"]["Upload"] | {"MetaData": None} == {
         "ID": "abc", "Size": 11, "SizeIsDeferred": False, "Offset": 5, "MetaData": None, "IsPartial": False,
-        "IsFinal": False, "PartialUploads": None, "Storage": {"Type": "filestore"},
+        "IsFinal": False, "PartialUploads": None, "Storage": {"Type": "filestore"}, "Owner": None, "State": None,
     }  # fmt: skip
     assert body["Event"]["Upload"]["MetaData"] == {"filename": "a.txt"}
     assert body["Event"]["HTTPRequest"] == {

@@ -68,8 +68,12 @@ class NoDeleteStorage:
     def __init__(self) -> None:
         self.inner = MemoryStorage()
 
-    async def create(self, key: str, *, length: int | None, content_type: str | None = None) -> StorageRef:
-        return await self.inner.create(key, length=length, content_type=content_type)
+    async def create(
+        self, key: str, *, length: int | None, content_type: str | None = None, content_disposition: str | None = None
+    ) -> StorageRef:
+        return await self.inner.create(
+            key, length=length, content_type=content_type, content_disposition=content_disposition
+        )
 
     async def append(
         self,

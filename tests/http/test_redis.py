@@ -324,7 +324,8 @@ async def test_every_key_has_the_prefix(make_redis_app: AppFactory, redis_client
         async with app.state.tus.locker.acquire(upload_id(location), timeout=1):
             keys = {key async for key in redis_client.scan_iter()}  # the database was flushed for this test
     upload = upload_id(location)
-    assert keys == {f"{prefix}upload:{upload}", f"{prefix}expires", f"{prefix}lock:{upload}"}
+    listing = {f"{prefix}listed", f"{prefix}list", f"{prefix}list:state"}  # the status API's (no owner: no more)
+    assert keys == {f"{prefix}upload:{upload}", f"{prefix}expires", f"{prefix}lock:{upload}", *listing}
 
 
 async def test_release_channel_has_the_prefix(make_redis_app: AppFactory, redis_client: Redis, prefix: str) -> None:

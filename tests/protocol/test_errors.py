@@ -35,11 +35,20 @@ TABLE: list[tuple[type[errors.TusError], int, str]] = [
     (errors.StorageFullError, 507, "ERR_STORAGE_FULL"),
     (errors.MalformedRequestError, 400, "ERR_MALFORMED_REQUEST"),
     (errors.HookAnswerError, 400, "ERR_UPLOAD_REJECTED"),
+    # Issue 21: a rejected upload. The code of tusd's pre-create rejection, which is a rejection too.
+    (errors.UploadRejectedError, 403, "ERR_UPLOAD_REJECTED"),
     (errors.TerminationRejectedError, 400, "ERR_TERMINATION_REJECTED"),
+    (errors.UnauthorizedError, 401, "ERR_UNAUTHORIZED"),  # issue 21: no usable bearer token (RFC 6750)
+    (errors.AccessDeniedError, 403, "ERR_ACCESS_DENIED"),  # issue 21: a pre-access hook's denial
     (errors.UploadStoppedError, 400, "ERR_UPLOAD_STOPPED"),
     (errors.InternalServerError, 500, "ERR_INTERNAL_SERVER_ERROR"),
     (errors.HeadTooLargeError, 431, "ERR_HEADERS_TOO_LARGE"),  # RFC 6585 §5
     (errors.HeadTimeoutError, 408, "ERR_HEADERS_TIMEOUT"),  # RFC 9110 §15.5.9
+    # Issue 21: the status API's own.
+    (errors.InvalidParameterError, 400, "ERR_INVALID_PARAMETER"),
+    (errors.AdminRequiredError, 403, "ERR_ADMIN_REQUIRED"),
+    (errors.UploadStateConflictError, 409, "ERR_UPLOAD_STATE_CONFLICT"),
+    (errors.ListingUnsupportedError, 501, "ERR_LISTING_UNSUPPORTED"),
 ]
 
 
@@ -57,13 +66,30 @@ def test_offset_mismatch_status_and_code() -> None:
 
 
 def test_error_codes_are_unique() -> None:
-    codes = [code for _, _, code in TABLE] + [errors.OffsetMismatchError.code, errors.RangeNotSatisfiableError.code]
+    """Unique but for UploadRejectedError, which shares the code of the rejection it specialises."""
+    codes = [code for cls, _, code in TABLE if cls is not errors.UploadRejectedError]
+    codes += [errors.OffsetMismatchError.code, errors.RangeNotSatisfiableError.code]
     assert len(codes) == len(set(codes))
 
 
 def test_table_covers_every_exported_error() -> None:
     exported = {getattr(errors, name) for name in errors.__all__} - {errors.TusError, errors.error_class}
     assert exported == {cls for cls, _, _ in TABLE} | {errors.OffsetMismatchError, errors.RangeNotSatisfiableError}
+
+
+@pytest.mark.parametrize(
+    ("error", "challenge"),
+    [
+        (errors.UnauthorizedError(), "Bearer"),
+        (
+            errors.UnauthorizedError('the "token" has expired\n', invalid_token=True),
+            'Bearer error="invalid_token", error_description="the token has expired"',
+        ),
+    ],
+)
+def test_unauthorized_carries_a_bearer_challenge(error: errors.UnauthorizedError, challenge: str) -> None:
+    """RFC 6750 §3: bare without a token; with one, its error, and a description that stays a quoted-string."""
+    assert error.headers() == {"WWW-Authenticate": challenge}
 
 
 def test_error_custom_message_replaces_default() -> None:
@@ -114,8 +140,10 @@ def test_error_own_headers(error: errors.TusError, expected: dict[str, str]) -> 
 
 @pytest.mark.parametrize(("cls", "status", "code"), TABLE, ids=[cls.__name__ for cls, _, _ in TABLE])
 def test_error_class_finds_each_code(cls: type[errors.TusError], status: int, code: str) -> None:
-    """The middleware rebuilds an error body from its recorded code (a POST overridden to HEAD)."""
-    assert errors.error_class(code) is cls
+    """The middleware rebuilds an error body from its recorded code (a POST overridden to HEAD); a code two
+    classes share gives the more general one, whose default reason fits both."""
+    found = errors.error_class(code)
+    assert found is cls or (cls is errors.UploadRejectedError and found is errors.HookAnswerError)
 
 
 def test_error_class_of_unknown_code_is_none() -> None:

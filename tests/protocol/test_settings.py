@@ -56,3 +56,34 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
+
+
+AZURITE = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/a;"
+
+
+def test_azure_storage_with_a_connection_string_and_a_week_of_expiration_is_valid() -> None:
+    settings = Settings(storage="azure", azure_container="tus", azure_connection_string=AZURITE, expiration=7 * 86400)
+    assert settings.azure_block_size == 8 * 1024 * 1024
+    assert AZURITE not in repr(settings)  # secrets stay out of logs
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"azure_connection_string": AZURITE}, "needs --azure-container"),
+        ({"azure_container": "tus"}, "--azure-connection-string or --azure-account-url"),
+        ({"azure_container": "tus", "azure_connection_string": AZURITE, "azure_account_url": "https://a"},
+         "--azure-connection-string or --azure-account-url"),
+        ({"azure_container": "tus", "azure_connection_string": AZURITE, "azure_account_key": "k"},
+         "go with --azure-account-url"),
+        ({"azure_container": "tus", "azure_connection_string": AZURITE, "expiration": 7 * 86400 + 1},
+         "--expiration of at most 7d"),
+        ({"azure_container": "tus", "azure_connection_string": AZURITE, "expiration": None},
+         "--expiration of at most 7d"),
+    ],
+    ids=["no-container", "no-credentials", "two-ways", "key-with-string", "eight-days", "never-expires"],
+)  # fmt: skip
+def test_azure_storage_refuses_an_incomplete_setup_or_long_expiration(fields: dict[str, object], message: str) -> None:
+    """Issue 22: Azure drops uncommitted blocks after about 7 days: a longer --expiration is refused at start-up."""
+    with pytest.raises(ValidationError, match=message):
+        Settings(storage="azure", **fields)

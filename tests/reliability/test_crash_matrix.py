@@ -41,6 +41,7 @@ from tests.e2e.helpers import (
     target_of,
     upload_id,
 )
+from tests.e2e.test_azure_e2e import Container
 from tests.e2e.test_s3_e2e import Bucket, kill_server
 from tests.redis_server import RedisServer
 from tests.s3_server import aws_environment
@@ -63,6 +64,7 @@ class Backend:
     workdir: Path
     flags: tuple[str, ...]
     bucket: Bucket | None = None
+    container: Container | None = None
     size: int = 3 * MiB  # an upload: over the 1 MiB from which bodies are spliced, several S3 parts on S3
     starts: int = 0
 
@@ -85,6 +87,9 @@ class Backend:
 
     def upload_ids(self) -> set[str]:
         """The ids of the uploads the storage holds bytes of."""
+        if self.container is not None:
+            names = self.container.names(uncommitted=True)
+            return {name.removeprefix(self.container.prefix).split(".", 1)[0] for name in names}
         if self.bucket is not None:
             listing = self.bucket.client.list_multipart_uploads(Bucket=self.bucket.name, Prefix=self.bucket.prefix)
             keys = self.bucket.keys() + [item["Key"] for item in listing.get("Uploads", [])]
@@ -94,7 +99,9 @@ class Backend:
 
     def leftovers(self, finished: set[str]) -> list[str]:
         """What the storage holds besides the bytes of the finished uploads `finished` (their ids)."""
-        if self.bucket is not None:
+        if self.container is not None:  # blobs, tails, and blobs with uncommitted blocks only
+            keys = [name.removeprefix(self.container.prefix) for name in self.container.names(uncommitted=True)]
+        elif self.bucket is not None:
             object_keys = self.bucket.keys()
             keys = [key.removeprefix(self.bucket.prefix) for key in object_keys]
             listing = self.bucket.client.list_multipart_uploads(Bucket=self.bucket.name, Prefix=self.bucket.prefix)
@@ -104,7 +111,7 @@ class Backend:
         return sorted(set(keys) - finished)
 
 
-@pytest.fixture(params=["local", "s3", "local-redis"])
+@pytest.fixture(params=["local", "s3", "azure", "local-redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     data = ("--data-dir", str(tmp_path / "data"), "--server", "uvicorn", "--checkpoint-size", "1M")
     if request.param == "local":
@@ -116,6 +123,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend(
             "local-redis", tmp_path, (*data, "--redis-url", redis.url, "--redis-prefix", prefix, "--lock-ttl", "1")
         )
+    elif request.param == "azure":
+        container: Container = request.getfixturevalue("azure_container")
+        yield Backend("azure", tmp_path, (*data, *container.flags("--azure-block-size", "1M")), container=container)
     else:
         request.getfixturevalue("aws_credentials")  # for the sweep, which runs in this process
         bucket: Bucket = request.getfixturevalue("s3_bucket")

@@ -1,11 +1,12 @@
 """Issue 19: faults between the server and its stores, injected by `FaultProxy` on real processes.
 
-A `tusserver` process stores bytes on S3 (SeaweedFS) through one proxy; another keeps state and locks in
-Redis through another. For each fault (latency, connection resets, bursts of 5xx answers, a black hole
-that accepts connections and never answers) the clients see a success or `503` with `Retry-After`, never
-another error; a request that met the fault lets go of its upload (the next request is not locked out);
-and once the fault ends the upload completes, byte for byte what the client sent. The servers run with
-short deadlines (`--storage-timeout 1`, Redis `socket_timeout=0.5`) so the whole file stays under a minute.
+A `tusserver` process stores bytes on S3 (SeaweedFS) through one proxy, another on Azure Blob (Azurite)
+through another; a third keeps state and locks in Redis through a third. For each fault (latency,
+connection resets, bursts of 5xx answers, a black hole that accepts connections and never answers) the
+clients see a success or `503` with `Retry-After`, never another error; a request that met the fault lets
+go of its upload (the next request is not locked out); and once the fault ends the upload completes, byte
+for byte what the client sent. The servers run with short deadlines (`--storage-timeout 1`, Redis
+`socket_timeout=0.5`) so the whole file stays under a minute.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.azure_server import Azurite
 from tests.e2e.helpers import IO_TIMEOUT, TUS, KiB, MiB, ServerProcess, create_upload, launch, patch
 from tests.redis_server import RedisServer
 from tests.reliability.faultproxy import FaultProxy, FaultStats
@@ -59,6 +61,28 @@ def s3_server(
 
 
 @pytest.fixture(scope="module")
+def azure_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
+    with FaultProxy(("127.0.0.1", azurite.port), http=True) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def azure_server(
+    azure_proxy: FaultProxy, azurite: Azurite, azurite_container: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    through_proxy = azurite.connection_string.replace(azurite.endpoint, azure_proxy.endpoint)
+    flags = ["--storage", "azure", "--azure-connection-string", through_proxy, "--azure-container", azurite_container,
+             "--azure-prefix", f"{uuid.uuid4().hex}/", "--azure-block-size", "1M", "--storage-timeout", "1",
+             "--lock-timeout", "2"]  # fmt: skip
+    server = launch(tmp_path_factory.mktemp("azure-server"), *flags)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def redis_proxy(redis_server: RedisServer) -> Iterator[FaultProxy]:
     with FaultProxy(("127.0.0.1", redis_server.port)) as proxy:
         yield proxy
@@ -83,6 +107,14 @@ def s3(s3_proxy: FaultProxy, s3_server: ServerProcess) -> Iterator[tuple[FaultPr
     s3_proxy.stats = FaultStats()
     yield s3_proxy, s3_server
     s3_proxy.heal()
+
+
+@pytest.fixture
+def azure(azure_proxy: FaultProxy, azure_server: ServerProcess) -> Iterator[tuple[FaultProxy, ServerProcess]]:
+    azure_proxy.heal()
+    azure_proxy.stats = FaultStats()
+    yield azure_proxy, azure_server
+    azure_proxy.heal()
 
 
 @pytest.fixture
@@ -224,6 +256,58 @@ def test_s3_latency_slows_the_upload_but_it_completes(s3: tuple[FaultProxy, Serv
     proxy.latency(0.01)
     resume_until_complete(location, data)
     assert proxy.stats.delayed_chunks > 0
+
+
+# --- Azure Blob --------------------------------------------------------------------------------------------------
+
+
+def test_azure_server_busy_ends_in_503_and_the_upload_completes_after(
+    azure: tuple[FaultProxy, ServerProcess],
+) -> None:
+    """Issue 22: Azure throttles (503 ServerBusy on every request): the client gets 503 with Retry-After, not a
+    500 with an SDK traceback; once Azure answers, the upload completes byte-exact."""
+    proxy, server = azure
+    data = seeded_bytes(9)
+    location = create_upload(server, len(data))
+    assert patch(location, 0, data[:FIRST]).status_code == 204
+    proxy.errors(503, code="ServerBusy")
+    patch_during_fault(location, FIRST, data[FIRST:])
+    free_head(location, FIRST)
+    proxy.heal()
+    resume_until_complete(location, data)
+    assert "Traceback" not in server.log()
+
+
+def test_azure_single_server_busy_is_retried_and_the_client_never_sees_it(
+    azure: tuple[FaultProxy, ServerProcess],
+) -> None:
+    proxy, server = azure
+    data = seeded_bytes(10, 2 * SMALL)
+    location = create_upload(server, len(data))
+    proxy.errors(503, count=1, code="ServerBusy")
+    answer = patch(location, 0, data)
+    assert answer.status_code == 204, answer.text
+    assert proxy.stats.canned_responses > 0
+    resume_until_complete(location, data)
+
+
+@pytest.mark.parametrize("offset", [0, FIRST], ids=["first-patch", "mid-upload"])
+def test_azure_black_hole_ends_in_503_frees_the_upload_and_completes_after(
+    azure: tuple[FaultProxy, ServerProcess], offset: int
+) -> None:
+    """Azure accepts connections and never answers: a timeout, 503 within the call's deadline; the lock is
+    released, and once Azure answers again the upload completes byte-exact."""
+    proxy, server = azure
+    data = seeded_bytes(11 + offset)
+    location = create_upload(server, len(data))
+    if offset:
+        assert patch(location, 0, data[:offset]).status_code == 204
+    proxy.black_hole()
+    patch_during_fault(location, offset, data[offset : offset + SMALL])
+    free_head(location, offset)
+    assert proxy.stats.swallowed > 0
+    proxy.heal()
+    resume_until_complete(location, data)
 
 
 # --- Redis -------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ loses at most that much of it; bytes that must first pass a checksum are recorde
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -24,14 +24,15 @@ from tusserver.coordination.hooks.model import HookResponse
 from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.locking import Lease
 from tusserver.coordination.state.outbox import OutboxEvent
-from tusserver.pipeline import finals, hooks
+from tusserver.pipeline import finals, hooks, verdicts
 from tusserver.pipeline.body import BodyReader, digesting, splice_of
+from tusserver.pipeline.wholefile import WholeFileHash
 from tusserver.protocol import rules
-from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
+from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, Hasher, new_hasher
 from tusserver.protocol.errors import StorageFullError, UploadStoppedError
 from tusserver.protocol.model import UploadInfo
 
-__all__ = ["Append", "Journal", "complete_if_done", "receive"]
+__all__ = ["Append", "Journal", "receive"]
 
 logger = logging.getLogger("tusserver")
 
@@ -118,7 +119,22 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
     chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
     journal = Journal(tus, append, lease)
-    queue = hooks.outgoing(tus, request)
+    whole = WholeFileHash(tus, append.info)
+    try:
+        return await _receive(journal, body, whole.feeding(chunks), hasher, whole, hooks.outgoing(tus, request))
+    finally:
+        whole.settle(journal.recorded)
+
+
+async def _receive(
+    journal: Journal,
+    body: BodyReader,
+    chunks: AsyncIterable[bytes],
+    hasher: Hasher | None,
+    whole: WholeFileHash,
+    queue: hooks.Outgoing,
+) -> UploadInfo:
+    tus, append = journal.tus, journal.append
     progress = _Progress(queue, append, body)
     full: NoSpaceError | None = None
     try:
@@ -133,13 +149,14 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     end = body.end or rules.BodyEnd.COMPLETE
     if full is None:
         rules.check_received(end, append.checksum, hasher.digest() if hasher else None)
-    info = await _record_end(journal, stored, queue)
-    if info.concat == "partial" and info.is_complete and not append.was_complete:
+    info = await _record_end(journal, stored, queue, whole.digest_of(stored.length))
+    finishing = info.is_complete and not append.was_complete
+    if info.concat == "partial" and finishing:
         await finals.partial_completed(tus, info.id)
     if full is not None:
         raise StorageFullError() from full
     progress.raise_if_stopped()
-    error = rules.body_end_error(end)
+    error = rules.body_end_error(end) or (verdicts.rejection(info, queue.finish_answer) if finishing else None)
     if error is not None:
         raise error
     return info
@@ -184,31 +201,27 @@ class _Progress:
             raise UploadStoppedError(status=response.StatusCode, body=response.Body, headers=dict(response.Header))
 
 
-async def _record_end(journal: Journal, stored: Appended, queue: hooks.Outgoing) -> UploadInfo:
+async def _record_end(journal: Journal, stored: Appended, queue: hooks.Outgoing, computed: bytes | None) -> UploadInfo:
+    """Record where the body ended; an upload it finished is finished (`verdicts.finish`) with the whole file's
+    digest `computed` on the way, if it was."""
     tus, append = journal.tus, journal.append
     update: dict[str, object] = {"offset": stored.length, "storage": stored.ref}
     if not append.was_complete:  # each successful PATCH extends the expiry; retention counts from completion
-        update["expires_at"] = tus.expiry(tus.clock(), complete=stored.length == append.info.length)
+        complete, partial = stored.length == append.info.length, append.info.concat == "partial"
+        update["expires_at"] = tus.expiry(tus.clock(), complete=complete, partial=partial)
     info = append.info.model_copy(update=update)
-    finishing = info.is_complete and not append.was_complete
-    if finishing:
+    events: list[OutboxEvent] = []
+    if info.is_complete and not append.was_complete:
         await journal.fence()
-        await hooks.pre_finish(queue, info)  # a failure (503) records nothing: the client sends the end again
-    with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
-        info = await complete_if_done(tus, info, was_complete=append.was_complete)
-        events = queue.outbox(HookEvent.POST_FINISH, info) if finishing else []
-        await journal.save(info, events=events)
+
+        async def save(record: UploadInfo, finished: Sequence[OutboxEvent]) -> None:
+            await journal.save(record, events=finished)
+
+        info, events = await verdicts.finish(tus, info, queue, save, computed=computed)
+    else:
+        with anyio.CancelScope(shield=True):  # bytes that reached storage get recorded, whatever happens
+            await journal.save(info)
     if stored.length > append.info.offset:
         queue.add(HookEvent.POST_RECEIVE, info)
     queue.wrote(events)
-    return info
-
-
-async def complete_if_done(tus: TusContext, info: UploadInfo, *, was_complete: bool) -> UploadInfo:
-    """Complete the storage of an upload whose last byte is stored, and return it with the finished reference.
-
-    Before the offset is recorded, so a recorded complete upload is complete in storage too.
-    """
-    if info.is_complete and not was_complete:
-        return info.model_copy(update={"storage": await tus.storage.complete(info.storage, info.offset)})
     return info

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
@@ -21,16 +21,19 @@ from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver.context import TusContext
+from tusserver.coordination.cleanup import bury
 from tusserver.coordination.hooks.dispatch import HookFailedError
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.locking import Lease
 from tusserver.coordination.state.base import SupportsPeek
-from tusserver.pipeline import downloads, finals, hooks
-from tusserver.pipeline.appending import Append, complete_if_done, receive
+from tusserver.coordination.state.outbox import OutboxEvent
+from tusserver.pipeline import downloads, finals, hooks, verdicts
+from tusserver.pipeline.access import principal_of, usable, usable_before_lock
+from tusserver.pipeline.appending import Append, receive
 from tusserver.pipeline.middleware import header_fields, send_response
 from tusserver.protocol import headers, responses, rules
 from tusserver.protocol.concat import Concat, final_upload_id, parse_concat
-from tusserver.protocol.downloads import declared_media_type
+from tusserver.protocol.downloads import declared_disposition, declared_media_type
 from tusserver.protocol.errors import (
     InternalServerError,
     ServiceUnavailableError,
@@ -41,7 +44,8 @@ from tusserver.protocol.errors import (
     UploadNotFoundError,
 )
 from tusserver.protocol.ids import storage_key
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.lifecycle import check_live, verdict_due
+from tusserver.protocol.model import UploadInfo, UploadState
 from tusserver.protocol.responses import TusResponse
 from tusserver.protocol.urls import forwarded_origin, request_origin
 
@@ -129,19 +133,30 @@ class Endpoints:
         async with self._events(request) as queue:
             final = concat is not None and concat.kind == "final"
             upload_id, plan = await hooks.pre_create(tus, queue.http, plan, final=final)
+            principal = principal_of(request)
+            owner = principal.id if principal is not None else None
             if concat is not None and concat.kind == "final":
-                upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata)
+                upload_id = request.state.upload_id = final_upload_id(concat.parts, create.metadata, owner)
                 create = dataclasses.replace(create, metadata=plan.metadata)
-                info = await finals.create_final(tus, create, upload_id, queue)
-                return hooks.shaped(responses.created_response(self._location(request, upload_id), info), queue)
+                info = await finals.create_final(tus, create, upload_id, queue, principal=principal)
+                return self._created(self._location(request, upload_id), info, queue)
             request.state.upload_id = upload_id
-            content_type = declared_media_type(plan.metadata)
-            ref = await tus.storage.create(storage_key(upload_id), length=plan.length, content_type=content_type)
-            info = await self._create_record(self._new_record(upload_id, ref, plan, concat), queue)
+            content = {"content_type": declared_media_type(plan.metadata)}
+            content["content_disposition"] = declared_disposition(plan.metadata)
+            ref = await tus.storage.create(storage_key(upload_id), length=plan.length, **content)
+            info = await self._create_record(self._new_record(upload_id, ref, plan, concat, owner), queue)
             location = self._location(request, upload_id)
             if plan.read_body:
                 info = await self._create_with_upload(request, create, plan, info, location)
-            return hooks.shaped(responses.created_response(location, info), queue)
+            return self._created(location, info, queue)
+
+    def _created(self, location: str, info: UploadInfo, queue: hooks.Outgoing) -> TusResponse:
+        """201, shaped by pre-finish; 403 for an upload finished and rejected at its creation (empty, final)."""
+        error = verdicts.rejection(info, queue.finish_answer)
+        if error is not None:
+            error.extra_headers["Location"] = location
+            raise error
+        return hooks.shaped(responses.created_response(location, info), queue)
 
     async def _create_with_upload(
         self, request: Request, create: headers.CreateRequest, plan: rules.CreatePlan, info: UploadInfo, location: str
@@ -171,14 +186,17 @@ class Endpoints:
 
     async def _create_record(self, info: UploadInfo, queue: hooks.Outgoing) -> UploadInfo:
         """Record a new upload whose storage exists; if that fails, remove the storage (no orphan)."""
+        events: list[OutboxEvent] = []
+
+        async def create(record: UploadInfo, finished: Sequence[OutboxEvent]) -> None:
+            events.extend([*queue.outbox(HookEvent.POST_CREATE, record), *finished])
+            await self.tus.state.create(record, events=events)
+
         try:
             if info.is_complete:  # tus §POST: an upload with Upload-Length: 0 is complete at once
-                await hooks.pre_finish(queue, info)
-            info = await complete_if_done(self.tus, info, was_complete=False)
-            events = queue.outbox(HookEvent.POST_CREATE, info)
-            if info.is_complete:
-                events += queue.outbox(HookEvent.POST_FINISH, info)
-            await self.tus.state.create(info, events=events)
+                info, _ = await verdicts.finish(self.tus, info, queue, create)
+            else:
+                await create(info, ())
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._remove_storage(info.storage)
@@ -193,10 +211,13 @@ class Endpoints:
             except StorageError as exc:  # the sweep finds it later
                 logger.warning("could not remove the storage of %s: %s", ref.key, exc)
 
-    def _new_record(self, upload_id: str, ref: StorageRef, plan: rules.CreatePlan, concat: Concat | None) -> UploadInfo:
+    def _new_record(
+        self, upload_id: str, ref: StorageRef, plan: rules.CreatePlan, concat: Concat | None, owner: str | None
+    ) -> UploadInfo:
         now = self.tus.clock()
         partial = {"concat": "partial", "concat_header": concat.header} if concat is not None else {}
-        expires_at = self.tus.expiry(now, complete=plan.length == 0)  # tus §POST: a length of 0 is complete at once
+        # tus §POST: a length of 0 is complete at once
+        expires_at = self.tus.expiry(now, complete=plan.length == 0, partial=concat is not None)
         return UploadInfo(
             id=upload_id,
             length=plan.length,
@@ -204,6 +225,7 @@ class Endpoints:
             storage=ref,
             created_at=now,
             expires_at=expires_at,
+            owner=owner,
             **partial,
         )
 
@@ -211,6 +233,7 @@ class Endpoints:
         """tus §HEAD: the upload's offset, length and metadata."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         info, busy = await self._peek(upload_id)
+        usable(request, info)
         # A finished upload never changes, and a free one has no writer: both are read without the
         # lock. A busy one is taken, which makes a stalled PATCH store its bytes and let go, so the
         # offset is current (PROTOCOL.md item 28); a pending final may be joined now.
@@ -232,11 +255,12 @@ class Endpoints:
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
         patch = headers.parse_patch(header_fields(request.scope))
+        await usable_before_lock(self.tus, request, upload_id)
         async with (
             self._events(request) as queue,
             tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease,
         ):
-            info = await tus.state.get(upload_id)
+            info = usable(request, await tus.state.get(upload_id))
             rules.check_not_expired(info, tus.clock())
             plan = rules.plan_patch(info, patch, max_size=tus.max_size(deferred=info.length is None))
             declared = info if plan.length == info.length else info.model_copy(update={"length": plan.length})
@@ -256,11 +280,13 @@ class Endpoints:
         """
         tus = self.tus
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
+        await usable_before_lock(self.tus, request, upload_id)
         async with (
             self._events(request) as queue,
             tus.locker.acquire(upload_id, timeout=tus.settings.lock_timeout) as lease,
         ):
-            info = await tus.state.get(upload_id)
+            info = usable(request, await tus.state.get(upload_id))
+            check_live(info)
             answer = await hooks.decide(tus, HookEvent.PRE_TERMINATE, info, queue.http)
             if answer.RejectTermination:
                 response = answer.HTTPResponse
@@ -268,21 +294,24 @@ class Endpoints:
                     status=response.StatusCode, body=response.Body, headers=dict(response.Header)
                 )
             if isinstance(tus.storage, SupportsDelete):
+                ending = {"state": UploadState.TERMINATED, "expires_at": tus.clock()}
                 with contextlib.suppress(StorageFullError):
-                    await tus.state.save(info.model_copy(update={"expires_at": tus.clock()}), lease=lease)
+                    await tus.state.save(info.model_copy(update=ending), lease=lease)
                 await tus.storage.delete(info.storage)
             events = queue.outbox(HookEvent.POST_TERMINATE, info)
-            await tus.state.delete(upload_id, events=events)
+            await bury(tus, info, events, lease=lease, terminated=True)  # a tombstone, for the status API
             queue.wrote(events)
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:
         """GET: download a finished upload, without a lock (`tusserver.pipeline.downloads`)."""
         upload_id = headers.check_upload_id(request.path_params["upload_id"])
-        info = await self.tus.state.get(upload_id)
+        info = usable(request, await self.tus.state.get(upload_id))
         if info.concat == "final" and not info.is_complete:  # its last partial may have finished since
             async with self.tus.locker.acquire(upload_id, timeout=self.tus.settings.lock_timeout):
-                await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
+                info = await finals.settle_final(self.tus, await self.tus.state.get(upload_id))
+        if verdict_due(info):  # its checks stopped half-way: they end before it is served
+            await verdicts.resume(self.tus, info, hooks.http_request(request))
         return await downloads.download(self.tus, request)
 
     def _upload_path(self, request: Request) -> str:

@@ -87,12 +87,16 @@ class TusMiddleware:
         app: the routes.
         cors: the keyword arguments of Starlette's `CORSMiddleware`.
         check_head: also require Tus-Resumable on HEAD (PROTOCOL.md item 4).
+        api_path: the status API's path, whose requests are not tus requests: no Tus-Resumable check.
     """
 
-    def __init__(self, app: ASGIApp, *, cors: dict[str, Any], check_head: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, cors: dict[str, Any], check_head: bool = True, api_path: str | None = None
+    ) -> None:
         self.app = app
         self.cors = _TusCORS(self._checked, **cors)
         self.checked = frozenset({"POST", "PATCH", "DELETE"} | ({"HEAD"} if check_head else set()))
+        self.api_prefix = None if api_path is None else api_path + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,7 +126,7 @@ class TusMiddleware:
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         """412 for a missing or unsupported Tus-Resumable."""
-        if scope["method"] in self.checked:
+        if scope["method"] in self.checked and not self._is_api(scope):
             try:
                 check_tus_resumable(header_fields(scope).get("tus-resumable"))
             except TusError as error:
@@ -131,6 +135,10 @@ class TusMiddleware:
                 await send_response(response, send)
                 return
         await self.app(scope, receive, send)
+
+    def _is_api(self, scope: Scope) -> bool:
+        # A mounted app's path holds its mount prefix (root_path).
+        return self.api_prefix is not None and scope["path"].startswith(scope.get("root_path", "") + self.api_prefix)
 
 
 def _overridden(scope: Scope, fields: dict[str, str]) -> Scope:

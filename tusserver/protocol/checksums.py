@@ -29,6 +29,8 @@ class Hasher(Protocol):
 
     def digest(self) -> bytes: ...
 
+    def copy(self) -> Hasher: ...
+
 
 class _Crc32:
     """zlib's CRC-32 as a hasher; the digest is the 4-byte big-endian value."""
@@ -41,6 +43,11 @@ class _Crc32:
 
     def digest(self) -> bytes:
         return self._value.to_bytes(4, "big")
+
+    def copy(self) -> _Crc32:
+        twin = _Crc32()
+        twin._value = self._value
+        return twin
 
 
 # name -> (factory, digest size in bytes); sha1 first, as Tus-Checksum-Algorithm lists it.

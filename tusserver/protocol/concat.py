@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-from tusserver.protocol.errors import InvalidConcatError, MaxSizeExceededError, TooManyPartsError
+from tusserver.protocol.errors import (
+    InvalidConcatError,
+    MaxSizeExceededError,
+    TooManyPartsError,
+    UploadNotFoundError,
+    UploadRejectedError,
+)
 from tusserver.protocol.headers import UPLOAD_ID, serialize_metadata
-from tusserver.protocol.model import OWS, UploadInfo
+from tusserver.protocol.lifecycle import ENDED, current_state
+from tusserver.protocol.model import OWS, UploadInfo, UploadState
 
 __all__ = ["MAX_PARTS", "Concat", "FinalPlan", "check_part_count", "final_upload_id", "parse_concat", "plan_final"]
 
@@ -88,13 +95,14 @@ def _upload_id(url: str, upload_path: str) -> str:
     return upload_id
 
 
-def final_upload_id(parts: Sequence[str], metadata: Mapping[str, str]) -> str:
-    """The final upload's id, derived from its partials and metadata.
+def final_upload_id(parts: Sequence[str], metadata: Mapping[str, str], owner: str | None = None) -> str:
+    """The final upload's id, derived from its partials, metadata and owner (authorization).
 
     A client that retries a final POST after a lost response gets the same upload back instead of a
     second copy (PROTOCOL.md item 85, tus/tusd#1365); partial ids are unguessable, so this one is too.
+    The owner counts so that an admin joining a user's partials makes a final of its own, not the user's.
     """
-    key = " ".join(parts) + "\n" + serialize_metadata(metadata)
+    key = " ".join(parts) + "\n" + serialize_metadata(metadata) + (f"\n{owner}" if owner is not None else "")
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -106,11 +114,18 @@ def plan_final(partials: Sequence[UploadInfo], *, max_size: int | None) -> Final
 
     Raises:
         InvalidConcatError: a listed upload is not a partial upload (PROTOCOL.md item 81).
+        UploadNotFoundError: a listed partial upload was terminated or expired (as if it did not exist).
+        UploadRejectedError: a listed partial upload was rejected (issue 21): its bytes are not to be used.
         MaxSizeExceededError: the joined length, or what is known of it, is over Tus-Max-Size.
     """
     for partial in partials:
         if partial.concat != "partial":
             raise InvalidConcatError(f"upload {partial.id} is not a partial upload")
+        state = current_state(partial)
+        if state in ENDED or partial.removed_at is not None:
+            raise UploadNotFoundError(f"partial upload {partial.id} is gone")
+        if state is UploadState.REJECTED:
+            raise UploadRejectedError(f"partial upload {partial.id} was rejected: {partial.reason}")
     lengths = [partial.length for partial in partials]
     length = None if None in lengths else sum(length for length in lengths if length is not None)
     at_least = sum(partial.offset if partial.length is None else partial.length for partial in partials)

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from tusserver.protocol.errors import RangeNotSatisfiableError, UploadExpiredError, UploadNotFinishedError
+from tusserver.protocol.digests import repr_digest
+from tusserver.protocol.errors import RangeNotSatisfiableError, UploadNotFinishedError
 from tusserver.protocol.headers import decode_metadata
+from tusserver.protocol.lifecycle import check_usable
 from tusserver.protocol.model import OWS, UploadInfo
 
 __all__ = [
@@ -197,6 +199,16 @@ def declared_media_type(metadata: Mapping[str, str]) -> str | None:
         return None
 
 
+def declared_disposition(metadata: Mapping[str, str]) -> str | None:
+    """The Content-Disposition GET sends for an upload whose metadata (base64 values) names its file, None
+    if it names none: what object stores record with the object, so that it keeps its name when fetched
+    from the store itself. Plain ASCII (the name goes in RFC 8187's `filename*`), as Azure's headers need."""
+    decoded = decode_metadata(metadata)
+    if "filename" not in decoded and "name" not in decoded:
+        return None
+    return content_headers(decoded)["Content-Disposition"]
+
+
 def _base_name(value: bytes) -> str | None:
     """The file name without any directory part or invisible characters; None if nothing useful is left."""
     name = value.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
@@ -266,11 +278,12 @@ def plan_download(info: UploadInfo, headers: Mapping[str, str], now: datetime) -
 
     Raises:
         UploadExpiredError: the upload has expired (410).
+        UploadRejectedError: the upload was rejected (403, with the reason; issue 21).
+        UploadNotFoundError: only its tombstone is left (404).
         UploadNotFinishedError: bytes are still missing (409).
         RangeNotSatisfiableError: the Range starts past the end (416).
     """
-    if info.is_expired(now):
-        raise UploadExpiredError()
+    check_usable(info, now)
     if not info.is_complete or info.length is None:
         raise UploadNotFinishedError()
     tag, length = etag(info), info.length
@@ -279,6 +292,7 @@ def plan_download(info: UploadInfo, headers: Mapping[str, str], now: datetime) -
         # RFC 9110 §13.1.2: a GET whose If-None-Match fails "MUST respond with 304 (Not Modified)".
         return DownloadPlan(304, 0, 0, validators)
     common = validators | {"Accept-Ranges": "bytes"} | content_headers(decode_metadata(info.metadata))
+    common |= repr_digest(info)  # RFC 9530 §3: the whole representation's digest, on a 206 too
     # RFC 9110 §13.1.5: "A server MUST ignore an If-Range header field received in a request that
     # does not contain a Range header field"; if the condition is false, Range is ignored.
     byte_range = parse_range(headers.get("range"), length) if if_range_matches(headers.get("if-range"), tag) else None

@@ -13,6 +13,8 @@ from typing import ClassVar
 from tusserver.protocol.model import TUS_VERSION
 
 __all__ = [
+    "AccessDeniedError",
+    "AdminRequiredError",
     "ChecksumAlgorithmError",
     "ChecksumMismatchError",
     "CorsRejectedError",
@@ -27,6 +29,8 @@ __all__ = [
     "InvalidLengthError",
     "InvalidMetadataError",
     "InvalidOffsetError",
+    "InvalidParameterError",
+    "ListingUnsupportedError",
     "MalformedRequestError",
     "MaxSizeExceededError",
     "MethodNotAllowedError",
@@ -41,6 +45,7 @@ __all__ = [
     "TerminationRejectedError",
     "TooManyPartsError",
     "TusError",
+    "UnauthorizedError",
     "UnsupportedVersionError",
     "UploadExistsError",
     "UploadExpiredError",
@@ -48,6 +53,8 @@ __all__ = [
     "UploadLockedError",
     "UploadNotFinishedError",
     "UploadNotFoundError",
+    "UploadRejectedError",
+    "UploadStateConflictError",
     "UploadStoppedError",
     "error_class",
 ]
@@ -161,6 +168,26 @@ class UploadNotFoundError(TusError):
     status = 404
     code = "ERR_UPLOAD_NOT_FOUND"
     default_message = "upload not found"
+
+
+class UnauthorizedError(TusError):
+    """No usable bearer token (authorization). RFC 6750 §3: a request without one gets a bare `Bearer`
+    challenge, one whose token is malformed, expired or badly signed also `error="invalid_token"`."""
+
+    status = 401
+    code = "ERR_UNAUTHORIZED"
+    default_message = "this server needs a bearer token (Authorization: Bearer <token>)"
+
+    def __init__(self, message: str | None = None, *, invalid_token: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_token = invalid_token
+
+    def _headers(self) -> dict[str, str]:
+        if not self.invalid_token:
+            return {"WWW-Authenticate": "Bearer"}
+        # RFC 6750 §3: error_description is printable ASCII without '"' and '\'.
+        description = "".join(char for char in self.message if " " <= char <= "~" and char not in '"\\')
+        return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'}
 
 
 class MethodNotAllowedError(TusError):
@@ -340,6 +367,13 @@ class TerminationRejectedError(HookAnswerError):
     default_message = "a hook refused to terminate the upload"
 
 
+class AccessDeniedError(HookAnswerError):
+    # A pre-access hook refused the request; its own status, body and headers go out when it gave them.
+    status = 403
+    code = "ERR_ACCESS_DENIED"
+    default_message = "a hook refused access"
+
+
 class UploadStoppedError(HookAnswerError):
     code = "ERR_UPLOAD_STOPPED"
     default_message = "a hook stopped the upload; the bytes received are kept"
@@ -363,6 +397,34 @@ class RangeNotSatisfiableError(TusError):
         return {"Content-Range": f"bytes */{self.length}"}
 
 
+# --- the status API's own (issue 21), answered in the same form as every other ---------------------------------
+
+
+class InvalidParameterError(TusError):
+    status = 400
+    code = "ERR_INVALID_PARAMETER"
+    default_message = "a query parameter or the request body is not valid"
+
+
+class AdminRequiredError(TusError):
+    # 403, not 404: the caller may see what it asked about (its own upload, or a listing), only not do this.
+    status = 403
+    code = "ERR_ADMIN_REQUIRED"
+    default_message = "only an admin may do this"
+
+
+class UploadStateConflictError(TusError):
+    status = 409
+    code = "ERR_UPLOAD_STATE_CONFLICT"
+    default_message = "the upload's state does not allow this"
+
+
+class ListingUnsupportedError(TusError):
+    status = 501
+    code = "ERR_LISTING_UNSUPPORTED"
+    default_message = "the configured state store cannot list uploads"
+
+
 def error_class(code: str) -> type[TusError] | None:
     """The table's class for an error code, None for an unknown code."""
     pending = TusError.__subclasses__()
@@ -372,3 +434,14 @@ def error_class(code: str) -> type[TusError] | None:
             return cls
         pending.extend(cls.__subclasses__())
     return None
+
+
+class UploadRejectedError(HookAnswerError):
+    """An upload whose verdict is `rejected` (issue 21: a pre-finish hook's, an admin's, or a declared
+    whole-file digest that does not match): the request that finished it, and every later HEAD, PATCH and GET,
+    get 403 and the reason. A pre-finish hook's own HTTPResponse replaces the answer to the finishing request.
+    tus §HEAD lists 403 among the answers for an upload that cannot be used; clients then stop resuming it."""
+
+    status = 403
+    code = "ERR_UPLOAD_REJECTED"
+    default_message = "the upload was rejected"

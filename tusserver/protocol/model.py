@@ -56,7 +56,8 @@ class UploadInfo(BaseModel, frozen=True):
         metadata: Upload-Metadata pairs, values still base64 as received ("" for no value).
         storage: where the bytes are, as the storage backend described it.
         created_at: creation time (UTC).
-        expires_at: when the upload expires (tus §Expiration), None if it never does.
+        expires_at: when the upload expires (tus §Expiration), None if it never does; for a record whose bytes
+            are removed (`removed_at`), when the record itself goes.
         concat: "partial" or "final" for the concatenation extension, None for a plain upload.
         parts: a final upload's partial upload ids, in order.
         concat_header: Upload-Concat as received, echoed on HEAD (tus §Concatenation).
@@ -66,6 +67,8 @@ class UploadInfo(BaseModel, frozen=True):
         digest: the whole file's digest once verified or computed, "<algorithm> <base64>" with the checksum
             extension's algorithm names (e.g. "sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=").
         finished_at: when the last byte was stored (UTC), None before.
+        removed_at: when its bytes were removed (terminated, expired, or rejected and cleaned up), None while
+            they are kept: the record stays, without them, as a tombstone that tells what became of the upload.
     """
 
     id: str
@@ -83,6 +86,7 @@ class UploadInfo(BaseModel, frozen=True):
     reason: str | None = None
     digest: str | None = None
     finished_at: datetime | None = None
+    removed_at: datetime | None = None
 
     def is_expired(self, now: datetime) -> bool:
         """True once `expires_at` has passed; the record may still be kept until cleanup."""

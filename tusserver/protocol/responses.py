@@ -12,6 +12,7 @@ from email.utils import formatdate
 from functools import lru_cache
 
 from tusserver.protocol.checksums import ALGORITHMS
+from tusserver.protocol.digests import repr_digest
 from tusserver.protocol.errors import TusError
 from tusserver.protocol.headers import serialize_metadata
 from tusserver.protocol.model import TUS_VERSION, Extension, UploadInfo
@@ -82,7 +83,8 @@ def created_response(location: str, info: UploadInfo) -> TusResponse:
 
 
 def head_response(info: UploadInfo) -> TusResponse:
-    """tus §HEAD: Upload-Offset always (even 0), the length, the metadata, and no caching."""
+    """tus §HEAD: Upload-Offset always (even 0), the length, the metadata, and no caching; a finished upload's
+    verified whole-file digest as RFC 9530's Repr-Digest (issue 21)."""
     headers = {"Upload-Offset": str(info.offset), **_length_headers(info), "Cache-Control": "no-store"}
     if info.metadata:
         headers["Upload-Metadata"] = serialize_metadata(info.metadata)
@@ -92,7 +94,7 @@ def head_response(info: UploadInfo) -> TusResponse:
         # tus §Concatenation: no Upload-Offset until the join is done; Upload-Length once it is known.
         del headers["Upload-Offset"]
         headers.pop("Upload-Defer-Length", None)
-    return TusResponse(200, headers | _expires_headers(info))
+    return TusResponse(200, headers | _expires_headers(info) | repr_digest(info))
 
 
 def patch_response(info: UploadInfo) -> TusResponse:

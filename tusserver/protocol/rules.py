@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tusserver.protocol.checksums import Checksum
+from tusserver.protocol.digests import declared_digest
 from tusserver.protocol.errors import (
     ChecksumMismatchError,
     ExtensionUnsupportedError,
@@ -22,10 +23,10 @@ from tusserver.protocol.errors import (
     ReadTimeoutError,
     SizeExceededError,
     TusError,
-    UploadExpiredError,
     UploadInterruptedError,
 )
 from tusserver.protocol.headers import CreateRequest, PatchRequest
+from tusserver.protocol.lifecycle import check_usable
 from tusserver.protocol.model import Extension, UploadInfo
 
 __all__ = [
@@ -97,20 +98,24 @@ def supported_extensions(*, can_delete: bool, expires: bool, can_concatenate: bo
     return tuple(extensions)
 
 
-def expiry(now: datetime, *, complete: bool, expiration: float | None, retention: float | None) -> datetime | None:
+def expiry(
+    now: datetime, *, complete: bool, expiration: float | None, retention: float | None, partial: bool = False
+) -> datetime | None:
     """When an upload expires, counted from `now` (its creation, last PATCH or completion).
 
     Unfinished uploads expire `expiration` seconds after their last successful PATCH; finished
-    ones are kept until deleted, or for `retention` seconds when configured.
+    ones are kept until deleted, or for `retention` seconds when configured. A partial upload
+    (concatenation) is only there to be joined into finals, which copy its bytes: finished, it
+    expires like an unfinished one, so that partials do not pile up (issue 21).
     """
-    seconds = retention if complete else expiration
+    seconds = retention if complete and not partial else expiration
     return None if seconds is None else now + timedelta(seconds=seconds)
 
 
 def check_not_expired(info: UploadInfo, now: datetime) -> None:
-    """Raise 410 for an upload past its expiry whose record is still kept (tus §Upload-Expires)."""
-    if info.is_expired(now):
-        raise UploadExpiredError()
+    """Raise what a HEAD or PATCH of an upload that cannot be used answers (`lifecycle.check_usable`): 410
+    past its expiry while the record is kept (tus §Upload-Expires), 403 once rejected, 404 once removed."""
+    check_usable(info, now)
 
 
 def check_received(end: BodyEnd, checksum: Checksum | None, digest: bytes | None) -> None:
@@ -149,7 +154,9 @@ def plan_create(req: CreateRequest, *, max_size: int | None, extensions: Collect
         MaxSizeExceededError: Upload-Length is over Tus-Max-Size (tus §POST: MUST 413).
         InvalidContentTypeError: a body that is not application/offset+octet-stream (item 44).
         SizeExceededError: Content-Length is larger than Upload-Length.
+        InvalidMetadataError: the metadata declares a whole-file digest that cannot be checked (`digests`).
     """
+    declared_digest(req.metadata)
     if req.concat is not None:
         if Extension.CONCATENATION not in extensions:
             raise ExtensionUnsupportedError("this server does not support concatenation")

@@ -22,6 +22,7 @@ from tusserver.coordination.hooks.model import (
     EMPTY_RESPONSE,
     HookChangeFileInfo,
     HookHTTPResponse,
+    HookPrincipal,
     HookRequest,
     HookResponse,
 )
@@ -203,12 +204,13 @@ async def _send_jobs(jobs: MemoryObjectReceiveStream[_Job]) -> None:
 
 def merge(responses: Sequence[HookResponse]) -> HookResponse:
     """The answers of several receivers as one: any rejection or stop wins; a later non-empty status, body,
-    id or metadata replaces an earlier one; response headers add up."""
+    id, metadata or principal replaces an earlier one; response headers add up."""
     if len(responses) == 1:
         return responses[0]
     status, body, headers = 0, "", {}
-    file_id, metadata = "", None
+    file_id, metadata, principal = "", None, HookPrincipal()
     for response in responses:
+        principal = response.Principal if response.Principal.ID else principal
         status = response.HTTPResponse.StatusCode or status
         body = response.HTTPResponse.Body or body
         headers.update(response.HTTPResponse.Header)
@@ -220,4 +222,17 @@ def merge(responses: Sequence[HookResponse]) -> HookResponse:
         RejectTermination=any(response.RejectTermination for response in responses),
         ChangeFileInfo=HookChangeFileInfo(ID=file_id, MetaData=metadata),
         StopUpload=any(response.StopUpload for response in responses),
+        RejectAccess=any(response.RejectAccess for response in responses),
+        Principal=principal,
+        HoldUpload=any(response.HoldUpload for response in responses),
+        Reason=_reason(responses),
     )
+
+
+def _reason(responses: Sequence[HookResponse]) -> str:
+    """The reason of the verdict that wins (pre-finish): a rejection's, else a hold's, else any given."""
+    for wins in (lambda answer: answer.RejectUpload, lambda answer: answer.HoldUpload, lambda answer: True):
+        reasons = [response.Reason for response in responses if wins(response) and response.Reason]
+        if reasons:
+            return reasons[-1]
+    return ""

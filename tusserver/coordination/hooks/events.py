@@ -17,11 +17,15 @@ class HookEvent(StrEnum):
     POST_FINISH = "post-finish"
     PRE_TERMINATE = "pre-terminate"  # before a DELETE removes an upload: may refuse
     POST_TERMINATE = "post-terminate"
+    # Beyond tusd (which has no per-request hook): before every request that touches an upload, and for each
+    # partial a final's Upload-Concat names; may deny it, or name the principal it acts for (authorization).
+    PRE_ACCESS = "pre-access"
 
 
 # The request waits for these, and their answer decides; the others run beside the request.
-BLOCKING = frozenset({HookEvent.PRE_CREATE, HookEvent.PRE_FINISH, HookEvent.PRE_TERMINATE})
-# tusd's -hooks-enabled-events default: every event but the two blocking ones added last.
+BLOCKING = frozenset({HookEvent.PRE_CREATE, HookEvent.PRE_FINISH, HookEvent.PRE_TERMINATE, HookEvent.PRE_ACCESS})
+# tusd's -hooks-enabled-events default: every event but the two blocking ones added last (and pre-access, which
+# tusd lacks: it runs on every request, so it is sent to HTTP and file hooks only when enabled by name).
 DEFAULT_ENABLED = (
     HookEvent.PRE_CREATE,
     HookEvent.POST_CREATE,

@@ -19,6 +19,7 @@ __all__ = [
     "HookEventData",
     "HookHTTPRequest",
     "HookHTTPResponse",
+    "HookPrincipal",
     "HookRequest",
     "HookResponse",
     "HookUpload",
@@ -42,6 +43,8 @@ class HookUpload(_Wire):
     IsFinal: bool = False
     PartialUploads: list[str] | None = None
     Storage: dict[str, str] | None = None  # where the bytes are: {"Type": "filestore", "Path": ...}
+    Owner: str | None = None  # beyond tusd: the principal that created it (authorization), None without
+    State: str | None = None  # beyond tusd: where it is in its life (uploading, uploaded, accepted, ...)
 
 
 class HookHTTPRequest(_Wire):
@@ -87,14 +90,27 @@ class HookChangeFileInfo(_Wire):
     Storage: dict[str, str] | None = None  # accepted and ignored, as tusd's S3 and Azure stores do
 
 
+class HookPrincipal(_Wire):
+    """pre-access only (beyond tusd): who the request acts for; an empty ID names nobody."""
+
+    ID: str = ""
+    Admin: bool = False  # reaches every upload (and the status API's admin actions)
+
+
 class HookResponse(_Wire):
     """What a hook may answer; every field is optional."""
 
     HTTPResponse: HookHTTPResponse = HookHTTPResponse()
+    # pre-create: refuse the upload (tusd). pre-finish (beyond tusd, which ignores it there): the verdict is
+    # `rejected`; the finishing request gets 403 ERR_UPLOAD_REJECTED with the Reason, or this HTTPResponse.
     RejectUpload: bool = False
+    HoldUpload: bool = False  # pre-finish (beyond tusd): keep it `uploaded` until an admin gives the verdict
+    Reason: str = ""  # pre-finish (beyond tusd): why; recorded as the upload's reason
     RejectTermination: bool = False
     ChangeFileInfo: HookChangeFileInfo = HookChangeFileInfo()
     StopUpload: bool = False
+    RejectAccess: bool = False  # pre-access: deny the request (with HTTPResponse, else 403 ERR_ACCESS_DENIED)
+    Principal: HookPrincipal = HookPrincipal()  # pre-access: the principal the request acts for
 
     @classmethod
     def decode(cls, body: bytes | str) -> HookResponse:

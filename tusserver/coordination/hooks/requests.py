@@ -12,6 +12,7 @@ from storage_backends.base import StorageRef
 from tusserver.context import TusContext
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookEventData, HookHTTPRequest, HookRequest, HookUpload
+from tusserver.protocol.lifecycle import current_state
 from tusserver.protocol.model import UploadInfo
 
 __all__ = [
@@ -51,6 +52,8 @@ def event_request(
             IsFinal=info.concat == "final",
             PartialUploads=list(info.parts) if info.concat == "final" else None,
             Storage=dict(storage) if storage is not None else None,
+            Owner=info.owner,
+            State=current_state(info),
         )
     return HookRequest(Type=event, Event=HookEventData(Upload=upload, HTTPRequest=http), EventID=new_event_id())
 

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.listing import Position
 from tusserver.coordination.state.outbox import OutboxEvent
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.model import UploadInfo, UploadState
 
-__all__ = ["SupportsOutbox", "SupportsPeek", "UploadStateStore"]
+__all__ = ["SupportsListing", "SupportsOutbox", "SupportsPeek", "UploadStateStore"]
 
 
 class UploadStateStore(Protocol):
@@ -82,6 +83,34 @@ class SupportsPeek(Protocol):
 
         Raises:
             UploadNotFoundError: no record with this id.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsListing(Protocol):
+    """Stores that list their records for the status API (all of tusserver's), from indexes that each
+    `create`, `save` and `delete` keeps in step with the records, in the same atomic step."""
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None = None,
+        state: UploadState | None = None,
+        before: Position | None = None,
+        limit: int = 100,
+    ) -> list[UploadInfo]:
+        """One page of records, newest first (`tusserver.coordination.state.listing`).
+
+        Args:
+            owner: only the records this principal owns; None for every record, ownerless ones included.
+            state: only the records in this state, as `current_state` reads it; None for every state.
+            before: only the records strictly before this position (the previous page's last); None from
+                the newest.
+            limit: the most records returned (at least 1).
+
+        Returns:
+            The records, ordered by (created_at, id) descending: `limit` of them unless fewer match.
         """
         ...
 

@@ -6,15 +6,16 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.listing import Position, select
 from tusserver.coordination.state.outbox import OutboxEvent, oldest_first
 from tusserver.protocol.errors import UploadExistsError, UploadNotFoundError
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.model import UploadInfo, UploadState
 
 __all__ = ["MemoryStateStore"]
 
 
 class MemoryStateStore:
-    """Keeps records and the hook outbox in dicts (see `UploadStateStore` and `SupportsOutbox`)."""
+    """Keeps records and the hook outbox in dicts (see `UploadStateStore`, `SupportsListing` and `SupportsOutbox`)."""
 
     def __init__(self) -> None:
         self._records: dict[str, UploadInfo] = {}
@@ -55,6 +56,17 @@ class MemoryStateStore:
         for info in list(self._records.values()):
             if info.is_expired(before):
                 yield info.id
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None = None,
+        state: UploadState | None = None,
+        before: Position | None = None,
+        limit: int = 100,
+    ) -> list[UploadInfo]:
+        """One page of records (see `SupportsListing`), by a scan of every record: fine for what this store is."""
+        return select(self._records.values(), owner=owner, state=state, before=before, limit=limit)
 
     async def outbox_due(self, now: datetime, *, limit: int, claim_for: float) -> list[OutboxEvent]:
         """Claim due events (see `SupportsOutbox.outbox_due`); a stable sort keeps ties in recording order."""

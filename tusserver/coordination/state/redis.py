@@ -5,7 +5,8 @@ Keys (with the configurable prefix, default "tus:"):
 - `<prefix>expires`: a sorted set of upload ids scored by expiry time (seconds since the epoch);
 - the hook outbox: `<prefix>hooks`, a sorted set of event ids scored by `not_before` (whole microseconds
   since the epoch), `<prefix>hooks:events`, a hash of id -> the event as recorded (JSON), and
-  `<prefix>hooks:attempts`, a hash of id -> attempts.
+  `<prefix>hooks:attempts`, a hash of id -> attempts;
+- the status API's listing: `<prefix>listed` and four sorted sets (`tusserver.coordination.state.redis_listing`).
 
 Why a sorted set and not a stream with a consumer group: the outbox needs a due time per event (a retry
 with backoff, a claim that ends), which is exactly a score; a claim is one Lua script that takes the
@@ -13,7 +14,7 @@ lowest scores up to `now` and moves them to `now + claim_for`, so N instances ne
 once, and a crashed instance's claim simply runs out. A stream would need XAUTOCLAIM with one idle time
 for every entry, a second read path for new entries, and could not delay one entry's retry alone.
 
-Every write is one Lua script, so the record and the expiry index change together, and a save can
+Every write is one Lua script, so the record, the expiry index and the listing change together, and a save can
 never move an offset backwards, whichever instance sends it. A HEAD or PATCH reads the record with
 one GET. Redis being unreachable is a 503 with Retry-After (never a 500, never a fallback to local
 state). Run Redis with AOF persistence (`appendonly yes`) so uploads survive a Redis restart.
@@ -30,7 +31,9 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from tusserver.coordination.locking import Lease
+from tusserver.coordination.state.listing import Position
 from tusserver.coordination.state.outbox import OutboxEvent, from_micros, micros, oldest_first
+from tusserver.coordination.state.redis_listing import LISTED, MEMBERS, UNLISTED, RedisListing, entry, listing_keys
 from tusserver.protocol.errors import (
     OffsetMismatchError,
     ServiceUnavailableError,
@@ -38,7 +41,7 @@ from tusserver.protocol.errors import (
     UploadLockedError,
     UploadNotFoundError,
 )
-from tusserver.protocol.model import UploadInfo
+from tusserver.protocol.model import UploadInfo, UploadState
 
 __all__ = ["RedisStateStore", "lock_key", "redis_available"]
 
@@ -53,36 +56,36 @@ for i = $events, #ARGV, 4 do
     redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 2])
   end
 end"""
-# KEYS: record, expiry index. ARGV: json, expiry score or "", id.
+# The listing's five keys (`listing_keys`) follow the record's and the outbox's: KEYS[3..7] in a plain script,
+# KEYS[6..10] in one that records events.
+# KEYS: record, expiry index, the listing's. ARGV: json, expiry score or "", id, listing entry.
 _CREATE = Template("""
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end$record
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end$record$listed
 return 1
 """)
-# KEYS: record, expiry index[, lock]. ARGV: json, expiry score or "", id, new offset[, lock token].
+# KEYS: record, expiry index, the listing's[, lock]. ARGV: json, expiry score or "", id, listing entry,
+# new offset[, lock token].
 # Returns {1} when saved, {-1} when the record is gone, {0, stored offset} when it would go backwards,
 # {-2} when the lock is no longer the caller's (fencing: a former holder must not record).
-# With events, the lock is KEYS[6] (after the outbox's), and ARGV[5] is the token or "".
+# With events, the lock is KEYS[11] (after the outbox's and the listing's), and ARGV[6] is the token or "".
 _SAVE = Template("""
-if KEYS[$lock] and redis.call('GET', KEYS[$lock]) ~= ARGV[5] then return {-2} end
+if KEYS[$lock] and redis.call('GET', KEYS[$lock]) ~= ARGV[6] then return {-2} end
 local current = redis.call('GET', KEYS[1])
 if not current then return {-1} end
 local stored = cjson.decode(current)['offset']
-if stored > tonumber(ARGV[4]) then return {0, stored} end
+if stored > tonumber(ARGV[5]) then return {0, stored} end
 redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) else redis.call('ZREM', KEYS[2], ARGV[3]) end$record
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+else redis.call('ZREM', KEYS[2], ARGV[3]) end$record$listed
 return {1}
 """)
-# KEYS: record, expiry index, the outbox's three. ARGV: id, then the events. (Without events, a MULTI.)
-_DELETE = (
-    """
-redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end"""
-    + Template(_RECORD_EVENTS).substitute(events=2)
-    + """
+# KEYS: record, expiry index, the outbox's three, the listing's. ARGV: id, then the events.
+_DELETE = Template("""
+redis.call('ZREM', KEYS[2], ARGV[1])$unlisted
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end$record
 return 1
-"""
-)
+""")
 # KEYS: the outbox's three. ARGV: now, claimed until, limit. Returns id, JSON, attempts for each claimed event.
 _CLAIM = """
 local claimed = {}
@@ -103,8 +106,12 @@ return claimed
 """
 
 
-def _with_events(script: Template, first: int, **slots: object) -> str:
-    return script.substitute(slots, record=Template(_RECORD_EVENTS).substitute(events=first))
+def _script(script: Template, *, listing: int, events: int | None = None, **slots: object) -> str:
+    """`script` with the listing's keys from KEYS[listing] on, recording the events from ARGV[events] on."""
+    record = Template(_RECORD_EVENTS).substitute(events=events) if events else ""
+    listed = LISTED.substitute(list=listing, id=3, entry=4)
+    unlisted = UNLISTED.substitute(list=listing, id=1)
+    return MEMBERS + script.substitute(slots, record=record, listed=listed, unlisted=unlisted)
 
 
 @contextmanager
@@ -138,24 +145,27 @@ class RedisStateStore:
         self._prefix = prefix
         self._expires = prefix + "expires"
         self._outbox = [prefix + "hooks", prefix + "hooks:events", prefix + "hooks:attempts"]
-        self._create = client.register_script(_CREATE.substitute(record=""))
-        self._save = client.register_script(_SAVE.substitute(lock=3, record=""))
-        self._create_recording = client.register_script(_with_events(_CREATE, 4))
-        self._save_recording = client.register_script(_with_events(_SAVE, 6, lock=6))
-        self._delete_recording = client.register_script(_DELETE)
+        self._listing = listing_keys(prefix)
+        self._create = client.register_script(_script(_CREATE, listing=3))
+        self._save = client.register_script(_script(_SAVE, listing=3, lock=8))
+        self._create_recording = client.register_script(_script(_CREATE, listing=6, events=5))
+        self._save_recording = client.register_script(_script(_SAVE, listing=6, events=7, lock=11))
+        self._delete = client.register_script(_script(_DELETE, listing=6, events=2))
         self._claim = client.register_script(_CLAIM)
+        self._listed = RedisListing(client, prefix, self._key)
 
     def _key(self, upload_id: str) -> str:
         return f"{self._prefix}upload:{upload_id}"
 
     async def create(self, info: UploadInfo, *, events: Sequence[OutboxEvent] = ()) -> None:
-        """Store a new record, its expiry and its events atomically; raises UploadExistsError."""
+        """Store a new record, its expiry, its listing and its events atomically; raises UploadExistsError."""
         keys = [self._key(info.id), self._expires]
         with redis_available():
             if events:
-                created = await self._create_recording(keys=keys + self._outbox, args=_args(info) + _event_args(events))
+                keys += [*self._outbox, *self._listing]
+                created = await self._create_recording(keys=keys, args=_args(info) + _event_args(events))
             else:
-                created = await self._create(keys=keys, args=_args(info))
+                created = await self._create(keys=[*keys, *self._listing], args=_args(info))
         if not created:
             raise UploadExistsError()
 
@@ -195,7 +205,7 @@ class RedisStateStore:
             keys, args = [*keys, *self._outbox], [*args, *(token or [""]), *_event_args(events)]
             script, token = self._save_recording, []
         with redis_available():
-            result = await script(keys=[*keys, *lock], args=[*args, *token])
+            result = await script(keys=[*keys, *self._listing, *lock], args=[*args, *token])
         if result[0] == -2:
             raise UploadLockedError("this request lost the upload's lock; nothing was recorded")
         if result[0] == -1:
@@ -204,16 +214,11 @@ class RedisStateStore:
             raise OffsetMismatchError(int(result[1]))
 
     async def delete(self, upload_id: str, *, events: Sequence[OutboxEvent] = ()) -> None:
-        """Remove a record and its expiry in one transaction; its events are recorded in it if the record was there."""
+        """Remove a record, its expiry and its listing in one script; its events are recorded in it if the record
+        was there."""
+        keys = [self._key(upload_id), self._expires, *self._outbox, *self._listing]
         with redis_available():
-            if events:
-                keys = [self._key(upload_id), self._expires, *self._outbox]
-                await self._delete_recording(keys=keys, args=[upload_id, *_event_args(events)])
-                return
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._key(upload_id))
-                pipe.zrem(self._expires, upload_id)
-                await pipe.execute()
+            await self._delete(keys=keys, args=[upload_id, *_event_args(events)])
 
     async def expiring(self, before: datetime) -> AsyncIterator[str]:
         """Ids whose expiry is at or before `before`, from the sorted index."""
@@ -221,6 +226,20 @@ class RedisStateStore:
             upload_ids = await self._redis.zrangebyscore(self._expires, "-inf", before.timestamp())
         for upload_id in upload_ids:
             yield str(upload_id)
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None = None,
+        state: UploadState | None = None,
+        before: Position | None = None,
+        limit: int = 100,
+    ) -> list[UploadInfo]:
+        """One page of records (see `SupportsListing`): a range of a listing set, then its records."""
+        if limit < 1:
+            return []
+        with redis_available():
+            return await self._listed.page(owner=owner, state=state, before=before, limit=limit)
 
     async def outbox_due(self, now: datetime, *, limit: int, claim_for: float) -> list[OutboxEvent]:
         """Claim due events in one Lua script (see `SupportsOutbox.outbox_due`); ties in `not_before` go by id."""
@@ -264,7 +283,7 @@ class RedisStateStore:
 
 
 def _args(info: UploadInfo) -> list[str]:
-    return [info.model_dump_json(), _score(info), info.id]
+    return [info.model_dump_json(), _score(info), info.id, entry(info)]
 
 
 def _event_args(events: Sequence[OutboxEvent]) -> list[str]:

@@ -57,6 +57,7 @@ HOOK_EXAMPLES = {"examples.hooks", "examples.webhook_receiver"}  # below; with a
 # Examples run as their header comment says, by tests of their own: the file -> the test module that runs it.
 RUN_ELSEWHERE = {
     "examples.tuspy_resume": "tests/e2e/test_example_clients.py",
+    "examples.fastapi_jobs": "tests/test_example_portal.py",
     "js/upload.mjs": "tests/e2e/test_example_clients.py",
     "js/package.json": "tests/e2e/test_example_clients.py",  # its tus-js-client, for upload.mjs and browser/
     "browser/index.html": "tests/browser/test_example_page.py",

@@ -1,6 +1,7 @@
 """A small data portal in FastAPI: tusserver mounted with bearer tokens and in-process hooks; when an upload
 finishes, a processing job runs (here: its SHA-256 and size), and each user reads the status of their own jobs.
 
+Needs: pip install fastapi "tusserver[auth]"
 Run: TUS_JWT_SECRET=a-secret-of-at-least-32-bytes-long uvicorn examples.fastapi_jobs:app --port 8080
 Upload to http://127.0.0.1:8080/uploads/ with `Authorization: Bearer <token>` (HS256 with that secret, the
 user in `sub`), then GET http://127.0.0.1:8080/jobs/<upload id> with the same header.

@@ -25,6 +25,7 @@ from tusserver.coordination.hooks.dispatch import InProcessHook
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.progress import ProgressTicker
 from tusserver.coordination.hooks.setup import build_hooks, deliverer_of
+from tusserver.coordination.instrumented import instrument_locker, instrument_state, instrument_storage
 from tusserver.coordination.locking import Locker, MemoryLocker, SupportsServe
 from tusserver.coordination.state.base import UploadStateStore
 from tusserver.coordination.state.sqlite import SQLiteStateStore
@@ -32,6 +33,7 @@ from tusserver.pipeline.access import AccessMiddleware
 from tusserver.pipeline.api import StatusApi
 from tusserver.pipeline.endpoints import Endpoints, Handler
 from tusserver.pipeline.middleware import TusMiddleware, to_starlette
+from tusserver.pipeline.operations import Operations
 from tusserver.protocol import responses
 from tusserver.protocol.errors import MethodNotAllowedError, TusError, UploadNotFoundError
 from tusserver.protocol.rules import supported_extensions
@@ -54,7 +56,7 @@ CORS_EXPOSE_HEADERS = (
     "Upload-Offset", "Location", "Upload-Length", "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension",
     "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat", "Upload-Expires", "Upload-Complete", "Upload-Limit",
     "Upload-Draft-Interop-Version", "Tus-Checksum-Algorithm", "Content-Disposition", "Content-Range", "Accept-Ranges",
-    "ETag", "WWW-Authenticate", "Repr-Digest",
+    "ETag", "WWW-Authenticate", "Repr-Digest", "X-Request-ID",
 )  # fmt: skip
 CORS_METHODS = ("POST", "HEAD", "PATCH", "OPTIONS", "GET", "DELETE")
 
@@ -102,6 +104,10 @@ def create_app(
         clock=clock or utcnow,
     )
     tus.deliverer = deliverer_of(tus)
+    # Latency metrics (tusserver_storage_seconds, _state_seconds, _lock_wait_seconds), whatever the parts are.
+    instrument_storage(tus.storage)
+    instrument_state(tus.state)
+    instrument_locker(tus.locker)
     if tus.hooks.on(HookEvent.POST_RECEIVE):
         tus.progress = ProgressTicker(settings.hooks_progress_interval)
 
@@ -131,6 +137,8 @@ def create_app(
     app = Starlette(
         routes=[*routes, *api],
         middleware=[
+            # Health, readiness and metrics before anything else: public, cheap, and answered while draining.
+            Middleware(Operations, tus=tus, metrics_path=settings.metrics_path),
             # The upload page first: public, and not tus (no CORS, no Tus-Resumable, no access check).
             *([Middleware(UploadPage, tus=tus)] if settings.ui else []),
             *_middleware(settings),

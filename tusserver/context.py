@@ -55,6 +55,8 @@ class TusContext:
     waiting_finals: dict[str, set[str]] = field(default_factory=dict)
     # Whole-file digests hashed as bytes arrive in order (issue 21), so a declared digest needs no re-read.
     running_digests: RunningDigests = field(default_factory=RunningDigests)
+    # Set when the server drains for a shutdown (SIGTERM): new requests get 503 (`tusserver.pipeline.operations`).
+    draining: bool = False
 
     def expiry(self, now: datetime, *, complete: bool, partial: bool = False) -> datetime | None:
         """When an upload expires if it was created, appended to or completed at `now` (`rules.expiry`)."""

@@ -117,6 +117,10 @@ class Settings(BaseModel, frozen=True, hide_input_in_errors=True):
         auth_admins: principals (a token's `sub`, or a pre-access hook's) that reach every upload.
         auth_admin_claim: the claim that makes a token's principal an admin: `NAME=VALUE` (the claim is VALUE,
             or a list holding it; NAME may be a dotted path into nested claims) or `NAME` (the claim is true).
+        metrics_path: URL path of the Prometheus metrics (`tusserver_*`); None serves none.
+        shutdown_timeout: seconds running requests may take to finish once SIGTERM asked the server to stop;
+            then their bodies end as on a disconnect (bytes stored, offsets recorded, locks released) (CLI only).
+        log_format: "text" lines, or "json": one object per line (CLI only).
     """
 
     host: str = "127.0.0.1"
@@ -186,6 +190,9 @@ class Settings(BaseModel, frozen=True, hide_input_in_errors=True):
     auth_jwt_issuer: str | None = None
     auth_admins: tuple[str, ...] = ()
     auth_admin_claim: str | None = None
+    metrics_path: str | None = "/metrics"
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:
@@ -252,6 +259,11 @@ class Settings(BaseModel, frozen=True, hide_input_in_errors=True):
         # "api/" and "/api" both mean "/api". Not the root: its paths would be taken for uploads' with base "/".
         if value is not None and not value.strip("/"):
             raise ValueError("--api-path must name a path of its own, e.g. /api (or off)")
+        return None if value is None else "/" + value.strip("/")
+
+    @field_validator("metrics_path")
+    @classmethod
+    def _metrics_path(cls, value: str | None) -> str | None:
         return None if value is None else "/" + value.strip("/")
 
     @field_validator("ui_path")

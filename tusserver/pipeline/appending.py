@@ -19,6 +19,7 @@ from storage_backends.base import Appended, Checkpoints, StorageRef, SupportsDis
 from storage_backends.errors import StorageError
 from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver.context import TusContext
+from tusserver.coordination import metrics
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookResponse
 from tusserver.coordination.hooks.requests import about
@@ -120,9 +121,13 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
     journal = Journal(tus, append, lease)
     whole = WholeFileHash(tus, append.info)
+    metrics.Live.uploads += 1
     try:
         return await _receive(journal, body, whole.feeding(chunks), hasher, whole, hooks.outgoing(tus, request))
     finally:
+        metrics.Live.uploads -= 1
+        metrics.BYTES_RECEIVED.inc(body.received)
+        request.state.bytes_received = body.received  # for the access log
         whole.settle(journal.recorded)
 
 

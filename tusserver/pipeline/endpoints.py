@@ -21,6 +21,7 @@ from storage_backends.base import StorageRef, SupportsDelete
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.errors import StorageFullError as NoSpaceError
 from tusserver.context import TusContext
+from tusserver.coordination import metrics
 from tusserver.coordination.cleanup import bury
 from tusserver.coordination.hooks.dispatch import HookFailedError
 from tusserver.coordination.hooks.events import HookEvent
@@ -152,6 +153,7 @@ class Endpoints:
 
     def _created(self, location: str, info: UploadInfo, queue: hooks.Outgoing) -> TusResponse:
         """201, shaped by pre-finish; 403 for an upload finished and rejected at its creation (empty, final)."""
+        metrics.UPLOADS_CREATED.inc()
         error = verdicts.rejection(info, queue.finish_answer)
         if error is not None:
             error.extra_headers["Location"] = location
@@ -301,6 +303,7 @@ class Endpoints:
             events = queue.outbox(HookEvent.POST_TERMINATE, info)
             await bury(tus, info, events, lease=lease, terminated=True)  # a tombstone, for the status API
             queue.wrote(events)
+        metrics.UPLOADS_TERMINATED.inc()
         return responses.deleted_response()
 
     async def get(self, request: Request) -> Response:

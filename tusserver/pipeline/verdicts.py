@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 
 from tusserver.context import TusContext
+from tusserver.coordination import metrics
 from tusserver.coordination.hooks.events import HookEvent
 from tusserver.coordination.hooks.model import HookHTTPRequest, HookHTTPResponse, HookResponse
 from tusserver.coordination.hooks.outgoing import Outgoing
@@ -107,6 +108,7 @@ async def _conclude(
             info = concluded(info.model_copy(update={"digest": check.digest or info.digest}), verdict, now)
         events = queue.outbox(HookEvent.POST_FINISH, info)
         await save(info, events)
+    metrics.UPLOADS_FINISHED.inc()
     return info, events
 
 

@@ -130,5 +130,7 @@ def plan_final(partials: Sequence[UploadInfo], *, max_size: int | None) -> Final
     length = None if None in lengths else sum(length for length in lengths if length is not None)
     at_least = sum(partial.offset if partial.length is None else partial.length for partial in partials)
     if max_size is not None and at_least > max_size:
-        raise MaxSizeExceededError(f"the partial uploads add up to more than Tus-Max-Size ({max_size} bytes)")
+        raise MaxSizeExceededError(
+            f"the partial uploads add up to more than Tus-Max-Size ({max_size} bytes)", max_size=max_size
+        )
     return FinalPlan(length=length, complete=all(partial.is_complete for partial in partials))

@@ -255,6 +255,11 @@ class MaxSizeExceededError(TusError):
     code = "ERR_MAX_SIZE_EXCEEDED"
     default_message = "upload length exceeds the server's maximum size"
 
+    def __init__(self, message: str | None = None, *, max_size: int | None = None) -> None:
+        super().__init__(message)
+        if max_size is not None:  # the limit, as OPTIONS announces it: the client need not ask
+            self.extra_headers["Tus-Max-Size"] = str(max_size)
+
 
 class SizeExceededError(TusError):
     status = 413

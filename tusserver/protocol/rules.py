@@ -165,7 +165,7 @@ def plan_create(req: CreateRequest, *, max_size: int | None, extensions: Collect
     if req.defer_length and Extension.CREATION_DEFER_LENGTH not in extensions:
         raise ExtensionUnsupportedError("this server does not support creation-defer-length")
     if req.length is not None and max_size is not None and req.length > max_size:
-        raise MaxSizeExceededError()
+        raise MaxSizeExceededError(max_size=max_size)
     if req.has_body:
         if Extension.CREATION_WITH_UPLOAD not in extensions:
             raise ExtensionUnsupportedError("this server does not support creation-with-upload")
@@ -187,7 +187,7 @@ def _declared_length(info: UploadInfo, declared: int | None, max_size: int | Non
     if declared < info.offset:
         raise InvalidLengthError("Upload-Length is smaller than the bytes already uploaded")
     if max_size is not None and declared > max_size:
-        raise MaxSizeExceededError()
+        raise MaxSizeExceededError(max_size=max_size)
     return declared
 
 

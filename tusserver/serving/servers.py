@@ -19,6 +19,8 @@ from starlette.applications import Starlette
 
 from tusserver.app import create_app
 from tusserver.serving._malloc import tune_malloc
+from tusserver.serving.logs import configure_logging, granian_log_config
+from tusserver.serving.shutdown import DrainingServer
 from tusserver.settings import Settings
 
 if TYPE_CHECKING:  # for annotations only: httptools may be missing at run time
@@ -34,6 +36,7 @@ def run(settings: Settings) -> None:
     """Serve `create_app(settings)` until SIGTERM or SIGINT, on the server `settings.server` names."""
     tune_malloc()
     _raise_descriptor_limit()
+    configure_logging(settings)
     if settings.server == "granian":
         _run_granian(settings)
     else:
@@ -44,19 +47,21 @@ def _run_uvicorn(settings: Settings) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal through the handler that
     # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's lines go through the root logger too: one format (`configure_logging`)
         access_log=False,  # tusserver logs each request itself, with the upload id
         proxy_headers=False,  # forwarded headers count only from --trusted-proxies
         server_header=False,
-        timeout_graceful_shutdown=10,
         # uvicorn answers 503 once as many connections as its limit are open, counting the one asking.
         limit_concurrency=settings.limit_concurrency + 1,
         http=_uvicorn_protocol(settings),
     )
+    DrainingServer(config, app.state.tus, timeout=settings.shutdown_timeout).run()
 
 
 def _uvicorn_protocol(settings: Settings) -> type[HttpToolsProtocol] | HTTPProtocolType:
@@ -102,10 +107,13 @@ def _run_granian(settings: Settings) -> None:
         http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_timeout * 1000)),  # milliseconds
         log_level=settings.log_level,  # type: ignore[arg-type]  # granian's enum takes the same names
         log_access=False,
+        log_dictconfig=granian_log_config(settings),
     ).serve()
 
 
 def app_from_environment() -> Starlette:
     """The app for a granian worker, built from the settings the parent process exported."""
     tune_malloc()
-    return create_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+    configure_logging(settings)  # a worker process starts with no handler of ours
+    return create_app(settings)

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from tusserver.coordination import metrics
 from tusserver.coordination.hooks.events import BLOCKING, HookEvent
 from tusserver.coordination.hooks.model import (
     EMPTY_RESPONSE,
@@ -103,6 +104,8 @@ class Hooks:
         self.enabled = frozenset().union(*(events for _, events in self.routes))
         self._by_event = {event: tuple(t for t, events in self.routes if event in events) for event in self.enabled}
         self.failures: Counter[HookEvent] = Counter()  # non-blocking failures, by event
+        # tusserver_hook_invocations / _errors, bound once per event: every event, blocking or not, counts there.
+        self._counters = {event: metrics.hook_counters(str(event)) for event in HookEvent}
         self._jobs: MemoryObjectSendStream[_Job] | None = None
 
     @property
@@ -132,17 +135,25 @@ class Hooks:
         Raises:
             HookFailedError: a transport failed (the request fails with 503).
         """
-        return merge([await transport.invoke(request) for transport in self._transports(event)])
+        invocations, failures = self._counters[event]
+        invocations.inc()
+        try:
+            return merge([await transport.invoke(request) for transport in self._transports(event)])
+        except HookFailedError:
+            failures.inc()
+            raise
 
     async def notify(self, event: HookEvent, request: HookRequest) -> HookResponse:
         """Send a non-blocking event; a failure is logged and counted, and answers nothing."""
         assert event not in BLOCKING
         responses = []
+        self._counters[event][0].inc()
         for transport in self._transports(event):
             try:
                 responses.append(await transport.invoke(request))
             except HookFailedError as exc:
                 self.failures[event] += 1
+                self._counters[event][1].inc()
                 logger.warning("%s hook for upload %s failed: %s", event, request.Event.Upload.ID or "-", exc)
         return merge(responses)
 
@@ -153,6 +164,7 @@ class Hooks:
             HookFailedError: a transport failed (the event is due again; the others get it twice).
         """
         failures = []
+        self._counters[event][0].inc()
         for transport in self._transports(event):
             try:
                 await transport.invoke(request)
@@ -160,6 +172,7 @@ class Hooks:
                 failures.append(str(exc))
         if failures:
             self.failures[event] += 1
+            self._counters[event][1].inc()
             raise HookFailedError("; ".join(failures))
 
     async def later(

@@ -11,6 +11,8 @@ nothing was read and parsed before.
 
 from __future__ import annotations
 
+import asyncio  # noqa: TID251  # a loop callback outside any task, as uvicorn calls connection_lost
+import contextvars
 import errno
 import os
 import socket
@@ -28,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from tusserver.pipeline.body import BodyReader, splice_of
 from tusserver.protocol.rules import BodyEnd
 from tusserver.serving import _uvicorn
+from tusserver.serving._splice import Splicer
 from tusserver.serving._uvicorn import SPLICE_MIN, PieceProtocol
 
 pytestmark = pytest.mark.anyio
@@ -284,6 +287,26 @@ async def test_stop_ends_a_body_waiting_for_bytes(tmp_path: Path) -> None:
         app.readers[0].stop()
         await closing_response(stream)
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.INTERRUPTED, None)]
+
+
+async def test_close_from_a_callback_outside_any_task_wakes_a_waiting_move(tmp_path: Path) -> None:
+    """uvicorn calls connection_lost, and so `Splicer.close`, from a loop callback, not a task: the waiting
+    `move` must still wake (and return 0) at once, and close must not raise there."""
+    client, server_side = socket.socketpair()
+    with client, server_side:
+        server_side.setblocking(False)
+        splicer = Splicer(server_side.fileno())
+        fd = os.open(tmp_path / "body", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            loop = asyncio.get_running_loop()
+            moving = loop.create_task(splicer.move(fd, SPLICE_MIN))
+            await asyncio.sleep(0)  # the move waits for bytes that do not come
+            # A callback in a context of its own, as uvicorn's connection_lost runs: nothing of the waiting task's.
+            loop.call_soon(splicer.close, context=contextvars.Context())
+            with anyio.fail_after(5):
+                assert await moving == 0
+        finally:
+            os.close(fd)
 
 
 async def test_a_shutdown_during_a_spliced_body_closes_the_connection_after_it(tmp_path: Path) -> None:

@@ -9,17 +9,18 @@ into the pipe without a copy, and from the pipe they are copied once into the pa
 How: the socket is duplicated, so that its readiness can be awaited on a descriptor of our own
 while uvicorn's transport, which keeps the original, has reading paused. Bytes leave the socket
 only between awaits, and reach the file before the next one, so a cancelled wait (a timeout, a
-lock-release request) never leaves bytes in the pipe.
+lock-release request) never leaves bytes in the pipe. Readiness is awaited on the event loop itself (a reader
+and a future), not with anyio: `close` runs from uvicorn's `connection_lost`, a callback outside any task,
+where anyio cannot find (and so cannot wake) the task waiting on the descriptor.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
-
-import anyio
 
 __all__ = ["MIN_PIPE", "PIPE_SIZE", "SPLICE_AVAILABLE", "Splicer"]
 
@@ -53,6 +54,8 @@ class Splicer:
             os.close(self._write_end)
             raise
         self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._readable: asyncio.Future[None] | None = None  # while `move` waits for the socket
 
     async def move(self, fd: int, limit: int) -> int:
         """Move up to `limit` bytes from the socket into `fd` at its file position.
@@ -82,11 +85,21 @@ class Splicer:
             except BlockingIOError:
                 if not wait:
                     return 0
-                with contextlib.suppress(anyio.ClosedResourceError):  # `close` was called meanwhile
-                    await anyio.wait_readable(self._sock)
+                await self._wait_readable()
             except OSError:  # ECONNRESET and the like: the client is gone
                 return 0
         return 0
+
+    async def _wait_readable(self) -> None:
+        """Until the socket has bytes (or EOF), or `close` is called."""
+        self._readable = readable = self._loop.create_future()
+        self._loop.add_reader(self._sock, _set, readable)
+        try:
+            await readable
+        finally:
+            self._readable = None
+            if not self.closed:  # `close` removed the reader before the number could be reused
+                self._loop.remove_reader(self._sock)
 
     def close(self) -> None:
         """Release the descriptors and wake a pending `move`, which then returns 0.
@@ -96,9 +109,16 @@ class Splicer:
         if self.closed:
             return
         self.closed = True
-        anyio.notify_closing(self._sock)
+        if self._readable is not None:
+            self._loop.remove_reader(self._sock)
+            _set(self._readable)
         for fd in (self._sock, self._read_end, self._write_end):
             os.close(fd)
+
+
+def _set(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _drain(pipe: int, fd: int, count: int) -> None:

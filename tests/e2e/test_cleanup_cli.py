@@ -111,9 +111,21 @@ def test_second_cleanup_removes_nothing(start_server: StartServer) -> None:
     assert (done.returncode, done.stdout.splitlines()) == (0, NOTHING_REMOVED)
 
 
-def test_cleanup_of_new_data_directory_removes_nothing(tmp_path: Path) -> None:
+def test_cleanup_of_an_empty_data_directory_removes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
     done = run_cleanup(tmp_path / "data")
     assert (done.returncode, done.stdout.splitlines()) == (0, NOTHING_REMOVED)
+
+
+def test_cleanup_of_a_data_directory_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    """Issue 23: a mistyped --data-dir is said, in one line, not taken for a new, empty store."""
+    done = run_cleanup(tmp_path / "data")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"tusserver: the data directory {tmp_path / 'data'} does not exist: nothing to clean up "
+        "(give the server's --data-dir / TUSSERVER_DATA_DIR)"
+    ]
+    assert not (tmp_path / "data").exists()
 
 
 def test_cleanup_removes_data_no_record_names_once_it_is_a_day_old(start_server: StartServer) -> None:

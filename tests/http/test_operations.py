@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 
 from storage_backends.errors import StorageUnavailableError
 from storage_backends.memory import MemoryStorage
-from tusserver import MemoryStateStore, Settings, create_app
+from tests.redis_server import RedisServer
+from tusserver import HookRequest, HookResponse, MemoryStateStore, Settings, create_app
 from tusserver.pipeline import operations
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +179,59 @@ async def test_request_id_taken_when_safe_else_generated(tmp_path: Any, sent: st
     assert (returned == sent) is kept
     assert len(returned) <= 128
     assert "x-request-id" in response.headers["Access-Control-Expose-Headers"].lower()
+
+
+async def test_hook_counters_count_invocations_and_failures_by_event(tmp_path: Any) -> None:
+    async def pre_create(request: HookRequest) -> HookResponse:
+        if request.Event.Upload.MetaData.get("filename") == "boom":
+            raise RuntimeError("the policy service is down")  # a failing blocking hook: the POST gets 503
+        return HookResponse()
+
+    async def post_receive(request: HookRequest) -> None:
+        raise RuntimeError("the progress receiver is down")  # a failing non-blocking hook
+
+    async def post_finish(request: HookRequest) -> None:
+        return None
+
+    hooks = {"pre-create": pre_create, "post-receive": post_receive, "post-finish": post_finish}
+    app = create_app(Settings(data_dir=tmp_path), storage=MemoryStorage(), state=MemoryStateStore(), hooks=hooks)
+    async with client_of(app) as client:
+        before = await samples(client)
+        await upload(client, b"z" * 10)
+        await upload(client, b"z" * 20)
+        refused = TUS | {"Upload-Length": "1", "Upload-Metadata": "filename Ym9vbQ=="}  # filename "boom"
+        boom = await client.post("/files/", headers=refused)
+        assert boom.status_code == 503
+        after = await samples(client)
+
+    def delta(name: str, event: str) -> float:
+        return value(after, name, event=event) - value(before, name, event=event)
+
+    assert delta("tusserver_hook_invocations_total", "pre-create") == 3
+    assert delta("tusserver_hook_errors_total", "pre-create") == 1
+    assert delta("tusserver_hook_invocations_total", "post-receive") == 2
+    assert delta("tusserver_hook_errors_total", "post-receive") == 2
+    assert delta("tusserver_hook_invocations_total", "post-finish") == 2
+    assert delta("tusserver_hook_errors_total", "post-finish") == 0
+    assert delta("tusserver_hook_invocations_total", "pre-finish") == 0  # no hook for it: not sent, not counted
+
+
+async def test_not_ready_while_redis_is_stopped(tmp_path: Any, own_redis: RedisServer) -> None:
+    app = create_app(Settings(data_dir=tmp_path, redis_url=own_redis.url), storage=MemoryStorage())
+    try:
+        async with client_of(app) as client:
+            ready = await client.get("/readyz")
+            assert (ready.status_code, ready.text) == (200, "ready\n")
+            own_redis.stop()
+            with anyio.fail_after(operations.READY_TIMEOUT + 5):
+                stopped = await client.get("/readyz")
+            assert stopped.status_code == 503
+            assert stopped.text == "ERR_SERVICE_UNAVAILABLE: the state store is unreachable: ConnectionError\n"
+            assert stopped.headers["Retry-After"] == "1"
+            assert (await client.get("/healthz")).status_code == 200  # the process still serves
+            own_redis.start()  # the same port and data
+            with anyio.fail_after(operations.READY_TIMEOUT + 5):
+                again = await client.get("/readyz")
+            assert (again.status_code, again.text) == (200, "ready\n")
+    finally:
+        await app.state.tus.aclose()

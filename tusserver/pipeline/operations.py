@@ -106,6 +106,9 @@ async def _probe(what: str, ask: Callable[[], Awaitable[None]]) -> str | None:
             await ask()
     except TimeoutError:
         return f"{what} did not answer within {READY_TIMEOUT:g} s"
+    except ServiceUnavailableError as exc:  # already says what failed, as a 503 to an upload would
+        logger.warning("readiness: %s failed: %s", what, exc)
+        return str(exc)
     except Exception as exc:  # whatever it is, the probe says not ready; the details go to the log only
         logger.warning("readiness: %s failed: %s", what, exc)
         return f"{what} failed ({type(exc).__name__})"

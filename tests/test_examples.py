@@ -63,6 +63,8 @@ RUN_ELSEWHERE = {
     "browser/index.html": "tests/browser/test_example_page.py",
     "browser/upload.js": "tests/browser/test_example_page.py",
     "grafana-dashboard.json": "tests/test_grafana_dashboard.py",  # its queries read what /metrics serves
+    "compose.yaml": "tests/test_compose.py",  # each service's command, run here; an upload through the proxy
+    "compose-nginx.conf": "tests/test_compose.py",  # the compose proxy's configuration, run by nginx there
 }
 NOT_PROGRAMS = {"nginx-scale-out.conf"}  # configuration shown in the README, not run
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import shutil
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,6 +29,8 @@ from tests.e2e.helpers import (
     upload_id,
     wait_for_log,
 )
+from tests.redis_server import RedisServer
+from tests.server_process import free_ports
 from tusserver.serving.cli import OPTIONS
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +106,123 @@ def test_sigterm_stops_server_with_exit_code_zero(server: ServerProcess) -> None
     os.kill(server.pid, signal.SIGTERM)
     assert server.process.wait(STOP_TIMEOUT) == 0
     assert "stopped: state and storage closed" in server.log()  # the app's shutdown ran
+
+
+# --- issue 23: the command line as a new user meets it ----------------------------------------------------------------
+
+
+def test_version_prints_the_installed_version() -> None:
+    done = run_cli("--version")
+    assert (done.returncode, done.stdout) == (0, f"tusserver {importlib.metadata.version('tusserver')}\n")
+
+
+def test_help_has_no_python_reprs_and_no_broken_words() -> None:
+    for command in ([], ["cleanup"]):
+        done = run_cli(*command, "--help")
+        assert done.returncode == 0
+        assert "None" not in done.stdout
+        assert "(default: )" not in done.stdout
+        assert not [line for line in done.stdout.splitlines() if line.endswith("-")]
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a server that refused to start wrote (it must have exited non-zero)."""
+    assert done.returncode != 0, done.stdout
+    lines = [line for line in done.stderr.splitlines() if " INFO " not in line]  # aiobotocore's credential line
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_start_up_fails_fast_when_redis_cannot_be_reached(tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    started = time.monotonic()
+    done = run_cli("--redis-url", f"redis://:hunter2@127.0.0.1:{port}/0", "--data-dir", str(tmp_path / "data"))
+    line = refused(done)
+    assert line.startswith(f"tusserver: --redis-url: cannot use Redis at redis://:***@127.0.0.1:{port}/0: ")
+    assert "hunter2" not in done.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_start_up_fails_fast_when_the_s3_endpoint_cannot_be_reached(tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    flags = ["--storage", "s3", "--s3-bucket", "tus", "--s3-endpoint", f"http://127.0.0.1:{port}"]
+    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"}
+    done = run_cli(*flags, "--storage-timeout", "2", "--data-dir", str(tmp_path / "data"), env=keys)
+    assert refused(done).startswith("tusserver: bucket 'tus': Could not connect to the endpoint URL")
+
+
+def test_a_second_server_on_the_same_data_directory_refuses_and_says_why(start_server: StartServer) -> None:
+    first = start_server()
+    done = run_cli("--data-dir", str(first.data_dir), "--port", str(free_ports(1)[0]))
+    assert refused(done) == (
+        f"tusserver: another tusserver (pid {first.pid}) is using the data directory {first.data_dir}: without "
+        "--redis-url its upload locks live in that process, so only one server may use a data directory; stop it, "
+        "give this one another --data-dir, or share state and locks with --redis-url"
+    )
+    assert requests.options(first.url, timeout=IO_TIMEOUT).status_code == 200  # the first one serves on
+    first.stop()
+    second = start_server("--data-dir", str(first.data_dir))  # its lock went with its process
+    assert requests.options(second.url, timeout=IO_TIMEOUT).status_code == 200
+
+
+def test_servers_sharing_redis_may_share_a_data_directory(start_server: StartServer, redis_server: RedisServer) -> None:
+    first = start_server("--redis-url", redis_server.url, "--redis-prefix", "shared-dir:")
+    second = start_server("--redis-url", redis_server.url, "--redis-prefix", "shared-dir:", "--data-dir",
+                          str(first.data_dir))  # fmt: skip
+    assert requests.options(second.url, timeout=IO_TIMEOUT).status_code == 200
+
+
+def as_another_user(command: list[str]) -> list[str]:
+    """`command` run by an unprivileged user when the tests run as root (root writes anywhere)."""
+    if os.getuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test permissions as root"
+    return [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", *command]
+
+
+def test_a_data_directory_it_cannot_write_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 23 (Docker): a bind-mounted directory owned by another user."""
+    parent = tmp_path / "mounted"
+    parent.mkdir()
+    parent.chmod(0o555)  # nobody may create data/ in it (and root's tests run as nobody)
+    tmp_path.chmod(0o755)
+    command = as_another_user([*server_command(), "--data-dir", str(parent / "data"), "--port", "0"])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, env=clean_environ(), check=False)
+    uid = 65534 if os.getuid() == 0 else os.getuid()
+    assert refused(done) == (
+        f"tusserver: cannot write the data directory {parent / 'data'} (Permission denied) as user {uid}: make it "
+        f"writable by that user (for a bind mount, `chown {uid}` the host directory), or give another --data-dir"
+    )
+
+
+def test_the_413_of_the_size_limit_carries_tus_max_size(server_with_limit: ServerProcess) -> None:
+    response = requests.post(server_with_limit.url, headers=TUS | {"Upload-Length": "1025"}, timeout=IO_TIMEOUT)
+    assert (response.status_code, response.headers["Tus-Max-Size"]) == (413, "1024")
+    assert response.text == "ERR_MAX_SIZE_EXCEEDED: upload length exceeds the server's maximum size\n"
+
+
+def test_a_refused_cors_preflight_is_an_error_body(server_with_limit: ServerProcess) -> None:
+    headers = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    response = requests.options(server_with_limit.url, headers=headers, timeout=IO_TIMEOUT)
+    assert response.status_code == 400
+    assert response.text == "ERR_CORS_REJECTED: this server does not allow the preflight's origin\n"
+
+
+@pytest.fixture
+def server_with_limit(start_server: StartServer) -> ServerProcess:
+    return start_server("--max-size", "1K", "--cors-origins", "https://app.example")
+
+
+def test_the_503_while_redis_is_down_is_an_error_body(start_server: StartServer, tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.directory.mkdir()
+    redis.start()
+    try:
+        server = start_server("--redis-url", redis.url)
+    finally:
+        redis.stop()
+    response = requests.post(server.url, headers=TUS | {"Upload-Length": "5"}, timeout=60)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    code, reason = response.text.rstrip("\n").split(": ", 1)
+    assert (code, reason.startswith("the state store is unreachable")) == ("ERR_SERVICE_UNAVAILABLE", True)

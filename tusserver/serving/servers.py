@@ -9,7 +9,9 @@ BENCHMARKS.md for when it pays.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import resource
 import signal
 from typing import TYPE_CHECKING
@@ -27,8 +29,16 @@ if TYPE_CHECKING:  # for annotations only: httptools may be missing at run time
     from uvicorn.config import HTTPProtocolType
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["SETTINGS_VARIABLE", "app_from_environment", "run"]
+__all__ = [
+    "PIECE_PROTOCOL_UVICORN",
+    "SETTINGS_VARIABLE",
+    "UVICORN_VERSION_VARIABLE",
+    "app_from_environment",
+    "piece_protocol_fits",
+    "run",
+]
 
+logger = logging.getLogger("tusserver")
 SETTINGS_VARIABLE = "TUSSERVER_SETTINGS_JSON"
 
 
@@ -64,7 +74,31 @@ def _run_uvicorn(settings: Settings) -> None:
     DrainingServer(config, app.state.tus, timeout=settings.shutdown_timeout).run()
 
 
+# PieceProtocol subclasses uvicorn's httptools protocol and relies on its internals: it runs on the uvicorn minor
+# versions its tests (tests/test_splice.py, tests/test_uvicorn_protocol.py) pass on, and any other uvicorn the
+# pyproject range allows serves with its own protocol, so tusserver never pins an app's uvicorn.
+PIECE_PROTOCOL_UVICORN = ((0, 54), (0, 55))
+# Tests only: the uvicorn version to decide by instead of the installed one (the fallback on this machine).
+UVICORN_VERSION_VARIABLE = "TUSSERVER_TEST_UVICORN_VERSION"
+
+
+def piece_protocol_fits(version: str) -> bool:
+    """Whether PieceProtocol runs on uvicorn `version` ("0.55.0"): a minor version its tests pass on."""
+    major_minor = tuple(int(number) for number in re.findall(r"[0-9]+", version)[:2])
+    return major_minor in PIECE_PROTOCOL_UVICORN
+
+
 def _uvicorn_protocol(settings: Settings) -> type[HttpToolsProtocol] | HTTPProtocolType:
+    version = os.environ.get(UVICORN_VERSION_VARIABLE) or uvicorn.__version__
+    if not piece_protocol_fits(version):
+        tested = ", ".join(f"{major}.{minor}" for major, minor in PIECE_PROTOCOL_UVICORN)
+        logger.warning(
+            "uvicorn %s: serving with uvicorn's own HTTP protocol, not tusserver's (tested on uvicorn %s): "
+            "request bodies are copied more, and heads get uvicorn's limits and errors",
+            version,
+            tested,
+        )
+        return "auto"
     try:
         # httptools is installed on CPython only; elsewhere uvicorn picks h11 itself.
         from tusserver.serving._uvicorn import PieceProtocol  # noqa: PLC0415

@@ -1,4 +1,4 @@
-"""The vendored Uppy bundle is exactly what scripts/vendor-uppy.sh makes from npm (README "Upload page")."""
+"""The vendored Uppy bundle is exactly what scripts/vendor-uppy.sh makes from npm (docs/internals.md)."""
 
 from __future__ import annotations
 

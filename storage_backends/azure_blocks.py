@@ -1,0 +1,179 @@
+"""The write side of an Azure append: the writer that cuts a request body into staged blocks (see
+`storage_backends.azure_layout` for the layout)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+
+from storage_backends._checkpoint import CheckpointClock
+from storage_backends.azure_calls import Body
+from storage_backends.azure_layout import TOKEN_LENGTH, Blob, TailHeader, block_id
+from storage_backends.errors import BlobNotFoundError, StorageError
+
+if TYPE_CHECKING:
+    from storage_backends.azure import AzureBlobStorage
+
+__all__ = ["BlockWriter"]
+
+
+class BlockWriter:
+    """One append: fills block buffers from the body, stages each full one under an ID of this writer's own,
+    and records progress through tails of its own."""
+
+    def __init__(self, storage: AzureBlobStorage, blob: Blob, offset: int, clock: CheckpointClock) -> None:
+        self.storage, self.blob, self.position, self.clock = storage, blob, offset, clock
+        self.token = secrets.token_hex(TOKEN_LENGTH // 2)
+        self.before = TailHeader()  # the blocks staged before this append, by earlier writers
+        self.first = 0  # the index of this writer's first block
+        self.count = 0  # blocks before the one being filled (staged, or staging)
+        self.recorded = (blob, offset)  # what the record holds: the tail that has every byte to here
+        self.buffer = Body()
+        self.reserved = 0
+        self.tasks: TaskGroup | None = None
+        self.slots = anyio.Semaphore(storage.options.block_concurrency)
+        self.failure: StorageError | None = None
+        self.new_bytes = False
+        self.in_flight: dict[int, anyio.Event] = {}  # block index -> set once that block is staged
+        self.checkpointing = False
+        self._recording = anyio.Lock()
+
+    async def load_tail(self) -> None:
+        """Start from the recorded tail: the blocks before it, and its bytes up to `position` (leaving out any
+        unacknowledged rest). The tail is read even at offset 0: it is what says the upload still exists."""
+        if self.blob.tail is None:
+            raise BlobNotFoundError(f"{self.blob.key} is finished")
+        await self._reserve_buffer()
+        header, tail = await self.storage.read_tail(self.blob)
+        kept = self.position - header.count * self.blob.block_size
+        if not 0 <= kept <= len(tail):
+            raise StorageError(f"the tail of {self.blob.key} holds fewer bytes than the recorded offset")
+        self.before, self.first = header, header.count
+        self.count = header.count
+        self.buffer.write(tail[:kept])
+
+    async def _reserve_buffer(self) -> None:
+        size = block_size = self.blob.block_size
+        if self.blob.length is not None:  # the last block may be shorter
+            size = min(size, self.blob.length - self.position // block_size * block_size)
+        self.reserved = await self.storage.budget.acquire(max(size, 1))
+
+    async def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        block_size = self.blob.block_size
+        while view:
+            take = block_size - self.buffer.tell()
+            self.buffer.write(view[:take])
+            self.position += min(take, len(view))
+            self.new_bytes = True
+            view = view[take:]
+            if self.buffer.tell() == block_size:
+                await self._stage_full_block()
+                if self.clock.due(self.position) and not self.checkpointing:
+                    self._checkpoint_soon()
+        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline and not self.checkpointing:
+            await self.checkpoint()  # a slow body: at most a block's worth is waiting, not worth a task
+
+    async def _stage_full_block(self) -> None:
+        await self.slots.acquire()
+        data, reserved, index = self.buffer, self.reserved, self.count
+        self.buffer, self.reserved = Body(), 0
+        self.count += 1
+        self.in_flight[index] = anyio.Event()
+        assert self.tasks is not None
+        self.tasks.start_soon(self._stage, index, data, reserved)
+        await self._reserve_buffer()
+
+    async def _stage(self, index: int, data: Body, reserved: int) -> None:
+        try:
+            await self.storage.stage(self.blob, block_id(index, self.token), data)
+        except StorageError as exc:
+            self.failure = self.failure or exc
+            assert self.tasks is not None
+            self.tasks.cancel_scope.cancel()
+        finally:
+            data.free()
+            self.storage.budget.release(reserved)
+            self.slots.release()
+            self.in_flight.pop(index).set()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def _drain(self) -> None:
+        """Wait until every block staged so far has answered."""
+        for stored in list(self.in_flight.values()):
+            await stored.wait()
+        self.raise_failure()
+
+    async def _record(self, blob: Blob, position: int) -> None:
+        """Record `blob` holding `position` bytes; without checkpoints (one writer, whose lock cannot lapse)
+        nothing is recorded before the end."""
+        checkpoints = self.clock.checkpoints
+        if checkpoints is None:
+            return
+        async with self._recording:
+            await checkpoints.record(blob.ref(), position)
+            self.recorded = (blob, position)
+
+    async def checkpoint(self) -> None:
+        """Record the bytes so far: the blocks staged, and the rest in a new tail of this writer's."""
+        self.checkpointing = True
+        try:
+            await self._drain()
+            with self.buffer.getbuffer() as rest:
+                blob = await self._write_tail(self.count, rest)
+            await self._record(blob, self.position)
+            self.clock.passed(self.position)
+            self.new_bytes = False
+        finally:
+            self.checkpointing = False
+
+    def _checkpoint_soon(self) -> None:
+        """At a block boundary: record it once the blocks before it are staged, while the body goes on."""
+        self.checkpointing = True
+        self.clock.passed(self.position)
+        assert self.tasks is not None
+        self.tasks.start_soon(self._checkpoint_at, self.count, self.position)
+
+    async def _checkpoint_at(self, count: int, position: int) -> None:
+        try:
+            for index, stored in list(self.in_flight.items()):
+                if index < count:
+                    await stored.wait()
+            self.raise_failure()
+            await self._record(await self._write_tail(count, b""), position)
+        except StorageError as exc:
+            self.failure = self.failure or exc
+            assert self.tasks is not None
+            self.tasks.cancel_scope.cancel()
+        finally:
+            self.checkpointing = False
+
+    async def finish(self) -> tuple[Blob, int]:
+        """Once every block has answered: the upload (with this writer's last tail) and its length."""
+        if not self.new_bytes:
+            return self.recorded
+        with self.buffer.getbuffer() as rest:
+            return await self._write_tail(self.count, rest), self.position
+
+    async def _write_tail(self, count: int, rest: bytes | memoryview) -> Blob:
+        """A new tail of this writer's: the first `count` full blocks, then the bytes `rest` of the next."""
+        header = self.before.extended(self.token, count - self.first)
+        position = count * self.blob.block_size + len(rest)
+        name = self.blob.tail_key(count, self.token, position)
+        with Body(header.encode()) as body:  # the header, then the rest: one copy of the rest, not two
+            body.seek(0, 2)
+            body.write(rest)
+            await self.storage.put(name, body)
+            body.free()
+        return self.blob.with_tail(name)
+
+    def release(self) -> None:
+        self.storage.budget.release(self.reserved)
+        self.reserved = 0
+        self.buffer.free()

@@ -1,0 +1,50 @@
+"""What one Azure storage remembers of the tails it wrote, to spare a PATCH two round trips to Azure.
+
+- **Recent tails** (`recall`): a PATCH starts by reading the tail its upload's record names, which is most often
+  the one the previous PATCH wrote, on this same server. A tail's name is unique (its writer's token and its
+  length) and a tail never changes once written, so a copy kept here is always what Azure holds, for as long as
+  the tail exists; small ones only (a header, and a tail under 1 MiB), the last `RECENT` of them.
+- **Doomed tails** (`doom`): a tail the record no longer names is deleted in the background of the next append
+  (or at close) rather than before the PATCH's answer. Best effort, as `discard` always is: what a crash
+  leaves, the sweep removes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+__all__ = ["RECENT", "SMALL", "TailKeeper"]
+
+RECENT = 256  # tails remembered: a few per upload in progress
+SMALL = 1024 * 1024  # bytes of a tail worth remembering
+DOOMED = 256  # tails waiting for deletion, beyond which `doom` asks for a flush now
+
+
+class TailKeeper:
+    """Recently written small tails by name, and tails to delete."""
+
+    def __init__(self) -> None:
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._doomed: list[str] = []
+
+    def remember(self, name: str, data: bytes) -> None:
+        if len(data) <= SMALL:
+            self._recent[name] = data
+            while len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+
+    def recall(self, name: str) -> bytes | None:
+        return self._recent.get(name)
+
+    def forget(self, name: str) -> None:
+        self._recent.pop(name, None)
+
+    def doom(self, name: str) -> bool:
+        """Mark tail `name` for deletion; True once enough wait that the caller should delete them now."""
+        self.forget(name)
+        self._doomed.append(name)
+        return len(self._doomed) >= DOOMED
+
+    def take_doomed(self) -> list[str]:
+        doomed, self._doomed = self._doomed, []
+        return doomed

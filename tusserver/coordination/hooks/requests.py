@@ -91,6 +91,12 @@ def storage_description(storage: object, ref: StorageRef) -> dict[str, str]:
             "Bucket": str(getattr(getattr(storage, "options", None), "bucket", "")),
             "Key": ref.key,
         }
+    if ref.backend == "azure":
+        return {
+            "Type": "azurestore",
+            "Container": str(getattr(getattr(storage, "options", None), "container", "")),
+            "Key": ref.key,
+        }
     return {"Type": ref.backend, "Key": ref.key}
 
 

@@ -1,23 +1,42 @@
 """The README's snippets that no other test runs, run as written against a real `tusserver` (issue 23 item 9):
 the Quickstart's first upload and resume with curl and `tusserver upload`; the tus-js-client snippet of "Clients"
 under Node, interrupted and run again so that it resumes from its file URL storage; the tuspy snippets of
-"Clients" and "Checksums"; the `tusserver cleanup` line of "Expiration and cleanup"; the 413 of "Troubleshooting".
-The README's `http://127.0.0.1:8080` is replaced by the test server's address, nothing else."""
+"Clients" and "Checksums"; the `tusserver cleanup` line of "Expiration and cleanup"; the 413 of "Troubleshooting";
+the webhook receiver lines of "Hooks", the "Scale out" block (Redis, three instances, nginx) and "Examples".
+The README's `http://127.0.0.1:8080` is replaced by the test server's address; other fixed ports by free ones,
+where a test says so."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.helpers import IO_TIMEOUT, TUS, MiB, ServerProcess, StartServer, clean_environ, random_file, tool
+from tests.e2e.helpers import (
+    IO_TIMEOUT,
+    PATCH_HEADERS,
+    STOP_TIMEOUT,
+    TUS,
+    MiB,
+    ServerProcess,
+    StartServer,
+    clean_environ,
+    launch,
+    random_file,
+    tool,
+    wait_until,
+)
+from tests.server_process import free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -209,3 +228,122 @@ def test_upload_page_line(start_server: StartServer) -> None:
     page = requests.get(f"{server.origin}/", timeout=IO_TIMEOUT)
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
+
+
+# --- blocks that start servers in the background: run by bash in a session of its own, stopped by its group ----
+
+
+def started(script: str, cwd: Path, log: Path, **environ: str) -> subprocess.Popen[bytes]:
+    """Start `script` with bash -e in `cwd` (this environment's `tusserver` on PATH), output to `log`; the caller
+    stops it with `stop_group`."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            ["bash", "-ec", script],
+            cwd=cwd,
+            env=clean_environ({"PATH": path, **environ}),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group `started` made (the script and everything it put in the background)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    process.wait(STOP_TIMEOUT)
+
+
+def answers(url: str) -> Callable[[], bool]:
+    """Whether `url` answers a GET below 500."""
+
+    def check() -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code < 500
+        except requests.ConnectionError:
+            return False
+
+    return check
+
+
+def test_webhook_receiver_lines(tmp_path: Path) -> None:
+    (block,) = [block for block in blocks(section("Hooks"), "sh") if "webhook_receiver" in block]
+    receiver, tusserver = free_ports(2)
+    # The README's fixed port 8000 is replaced by a free port; tusserver's default 8080 by TUSSERVER_PORT.
+    script = block.replace("8000", str(receiver))
+    log = tmp_path / "block.log"
+    process = started(script, README.parent, log, TUSSERVER_PORT=str(tusserver), TUSSERVER_DATA_DIR=str(tmp_path))
+    try:
+        endpoint = f"http://127.0.0.1:{tusserver}/files/"
+        wait_until(answers(f"http://127.0.0.1:{receiver}/"), what=f"the receiver:\n{log.read_text()}")
+        wait_until(answers(endpoint), what=f"tusserver:\n{log.read_text()}", timeout=20)
+        refused = requests.post(endpoint, headers=TUS | {"Upload-Length": "1"}, timeout=IO_TIMEOUT)
+        assert (refused.status_code, refused.text) == (400, "no filename provided")
+        named = TUS | {"Upload-Length": "1", "Upload-Metadata": "filename YS50eHQ="}
+        created = requests.post(endpoint, headers=named, timeout=IO_TIMEOUT)
+        assert created.status_code == 201, created.text
+        assert "/upload-" in created.headers["Location"]  # the receiver's id
+    finally:
+        stop_group(process)
+
+
+def test_examples_lines(tmp_path: Path) -> None:
+    node_line, http_line, tuspy_line = blocks(section("Examples"), "sh")[0].strip().splitlines()
+    (tmp_path / "examples").symlink_to(README.parent / "examples")
+    source = random_file(tmp_path / "big.iso", 4 * MiB)  # the README's file
+    server = launch(tmp_path / "server")
+    pages = free_ports(1)[0]
+    # The README's fixed port 8000 is replaced by a free port.
+    log = tmp_path / "http.log"
+    process = started(http_line.replace("8000", str(pages)), tmp_path, log)
+    try:
+        server.wait_ready()
+        for line in (node_line, tuspy_line):
+            done = bash(line, server, tmp_path)
+            assert done.returncode == 0, done.stdout + done.stderr
+            url = done.stdout.splitlines()[-1].removeprefix("done ")
+            assert requests.get(url, timeout=IO_TIMEOUT).content == source.read_bytes()
+        page = f"http://127.0.0.1:{pages}/browser/"
+        wait_until(answers(page), what=f"python -m http.server:\n{log.read_text()}")
+        assert "<html" in requests.get(page, timeout=IO_TIMEOUT).text.lower()
+    finally:
+        stop_group(process)
+        server.stop()
+
+
+def test_scale_out_lines(tmp_path: Path) -> None:
+    block = blocks(section("Scale out"), "sh")[0]  # the next is Redis Sentinel's
+    ports = dict(zip(["6379", "8081", "8082", "8083", "8080"], map(str, free_ports(5)), strict=True))
+    # The README's fixed ports (Redis 6379, tusserver 8081-8083, nginx 8080) are replaced by free ports, in the
+    # block and in its nginx configuration, and /srv/tus and nginx's /tmp/ paths by this test's directory.
+    (tmp_path / "examples").mkdir()
+    config = (README.parent / "examples" / "nginx-scale-out.conf").read_text().replace("/tmp/", f"{tmp_path}/")
+    for fixed, free in ports.items():
+        block, config = block.replace(fixed, free), config.replace(fixed, free)
+    (tmp_path / "examples" / "nginx-scale-out.conf").write_text(config)
+    log = tmp_path / "block.log"
+    process = started(block.replace("/srv/tus", str(tmp_path / "tus")), tmp_path, log)
+    endpoint = f"http://127.0.0.1:{ports['8080']}/files/"
+    try:
+        for port in ("8081", "8082", "8083"):
+            url = f"http://127.0.0.1:{ports[port]}/files/"
+            wait_until(answers(url), what=f"tusserver on {url}:\n{log.read_text()}", timeout=20)
+        wait_until(answers(endpoint), what=f"nginx:\n{log.read_text()}")
+        data = os.urandom(3 * MiB)
+        created = requests.post(endpoint, headers=TUS | {"Upload-Length": str(len(data))}, timeout=IO_TIMEOUT)
+        location = created.headers["Location"]
+        assert location.startswith(endpoint)  # X-Forwarded-Host: the client is sent back to the proxy
+        for _ in range(2):  # a resume from the offset HEAD reports, each request on any instance
+            offset = int(requests.head(location, headers=TUS, timeout=IO_TIMEOUT).headers["Upload-Offset"])
+            end = offset + 2 * MiB if offset == 0 else len(data)
+            headers = PATCH_HEADERS | {"Upload-Offset": str(offset)}
+            answer = requests.patch(location, headers=headers, data=data[offset:end], timeout=IO_TIMEOUT)
+            assert answer.status_code == 204, answer.text
+        assert requests.get(location, timeout=IO_TIMEOUT).content == data
+        assert (tmp_path / "appendonly.aof").exists() or (tmp_path / "appendonlydir").is_dir()  # --appendonly yes
+    finally:
+        pid_file = tmp_path / "nginx-scale-out.pid"  # nginx runs as a daemon, outside the block's group
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGQUIT)
+        stop_group(process)

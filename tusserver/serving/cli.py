@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.metadata
 import logging
 import os
@@ -13,20 +12,19 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from pydantic import ValidationError
 
-from storage_backends.base import SupportsOpen
 from storage_backends.errors import StorageError
-from tusserver.app import create_app, default_storage
+from tusserver.app import create_app
 from tusserver.context import TusContext
 from tusserver.coordination.auth.setup import build_authenticator
 from tusserver.coordination.cleanup import remove_expired, remove_orphans
 from tusserver.coordination.hooks.setup import build_hooks
 from tusserver.extras import with_install_commands
 from tusserver.serving.servers import run
+from tusserver.serving.startup import check_services, claim_data_dir, data_dir_exists
 from tusserver.settings import Settings
 
 __all__ = [
@@ -214,8 +212,6 @@ CLEANUP_FIELDS = frozenset(
         "azure_sas_token",
     }
 )  # fmt: skip
-LOCK_FILE = "tusserver.lock"  # in the data directory: held by the one server that uses it without Redis
-_held_locks: list[int] = []  # the descriptors of held locks: open, and so locked, until the process ends
 
 
 def command_options(command: str) -> tuple[Option, ...]:
@@ -395,10 +391,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         if command == "cleanup":
-            _data_dir_exists(settings)
+            data_dir_exists(settings)
         else:
-            _claim_data_dir(settings)
-        anyio.run(_check_services, settings)  # Redis, the bucket, the container: reachable and usable, now
+            claim_data_dir(settings)
+        anyio.run(check_services, settings)  # Redis, the bucket, the container: reachable and usable, now
         build_hooks(settings)  # a hook module or URL that cannot be used stops the start-up, with one line
         build_authenticator(settings)  # so does a key file that cannot be read, or PyJWT missing
     except (StorageError, RuntimeError, ValueError, OSError) as exc:
@@ -416,88 +412,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise
 
 
-def _uses_data_dir(settings: Settings) -> bool:
-    """Local storage keeps bytes there; without Redis the SQLite state is there too."""
-    return settings.storage == "local" or settings.redis_url is None
-
-
-def _data_dir_exists(settings: Settings) -> None:
-    """`tusserver cleanup` on a data directory that does not exist: a mistake, not an empty store to create."""
-    if _uses_data_dir(settings) and not settings.data_dir.is_dir():
-        raise RuntimeError(
-            f"the data directory {settings.data_dir} does not exist: nothing to clean up "
-            "(give the server's --data-dir / TUSSERVER_DATA_DIR)"
-        )
-
-
-def _claim_data_dir(settings: Settings) -> None:
-    """Create the data directory, and without Redis take its exclusive lock for as long as this process runs.
-
-    Without Redis, upload locks live in this process: a second server on the same directory would write the
-    same uploads unlocked. A directory this user cannot write is one line saying so, not a traceback.
-    """
-    if not _uses_data_dir(settings):
-        return
-    directory = settings.data_dir
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise RuntimeError(
-            f"cannot write the data directory {directory} ({exc.strerror}) as user {os.getuid()}: make it "
-            f"writable by that user (for a bind mount, `chown {os.getuid()}` the host directory), or give "
-            "another --data-dir"
-        ) from None
-    if settings.redis_url is not None:  # locks are in Redis: any number of servers may share it
-        os.close(descriptor)
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
-        os.close(descriptor)
-        raise RuntimeError(
-            f"another tusserver{f' (pid {holder})' if holder else ''} is using the data directory {directory}: "
-            "without --redis-url its upload locks live in that process, so only one server may use a data "
-            "directory; stop it, give this one another --data-dir, or share state and locks with --redis-url"
-        ) from None
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-    _held_locks.append(descriptor)
-
-
-async def _check_services(settings: Settings) -> None:
-    """Fail before serving, with one line, when Redis or the storage cannot be reached or used. (A running
-    server rides out their outages: requests get 503 meanwhile.)"""
-    if settings.redis_url is not None:
-        await _check_redis(settings.redis_url)
-    await _check_storage(settings)
-
-
-async def _check_redis(url: str) -> None:
-    try:
-        from redis.exceptions import RedisError  # noqa: PLC0415
-
-        from tusserver.coordination.redis_client import redis_client  # noqa: PLC0415
-    except ImportError:
-        raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None
-    client = redis_client(url, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        with anyio.fail_after(20):
-            await client.ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise RuntimeError(f"--redis-url: cannot use Redis at {_without_password(url)}: {exc}") from None
-    finally:
-        await client.aclose()
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
 def _client(args: list[str]) -> int:
     """`tusserver upload|download ...`, imported only then: the server runs without the client's httpx."""
     try:
@@ -506,16 +420,6 @@ def _client(args: list[str]) -> int:
         print(f"tusserver: {with_install_commands(str(exc))}", file=sys.stderr)  # the missing extra, in one line
         return 2
     return client_main(args)
-
-
-async def _check_storage(settings: Settings) -> None:
-    """Fail before serving, with one line, when the storage cannot be used (a missing S3 bucket)."""
-    storage = default_storage(settings)
-    try:
-        if isinstance(storage, SupportsOpen):
-            await storage.open()
-    finally:
-        await storage.aclose()
 
 
 async def _cleanup(settings: Settings) -> tuple[list[str], list[str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.client.proxy import TusProxy
 from tests.e2e.helpers import MiB, ServerProcess, launch, random_file, sha256_file, tool
 
 pytestmark = pytest.mark.e2e
@@ -73,10 +74,13 @@ def assert_resumed(first: list[str], second: list[str], source: Path) -> None:
 def test_node_example_resumes_across_runs(server: ServerProcess, tmp_path: Path) -> None:
     assert (NODE_EXAMPLE.parent / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` in examples/js"
     source = random_file(tmp_path / "big.bin", 48 * MiB)
-    command = [tool("node"), str(NODE_EXAMPLE), str(source), server.url]
-    first = interrupted(command, tmp_path)
-    assert json.loads((tmp_path / ".tus-uploads.json").read_text())  # the URL kept for the next run
-    assert_resumed(first, run(command, tmp_path), source)
+    with TusProxy(("127.0.0.1", server.port)) as proxy:  # paced, as for tuspy below: the Ctrl-C lands mid-file
+        proxy.throttle(48 * MiB)
+        command = [tool("node"), str(NODE_EXAMPLE), str(source), proxy.origin + server.base_path]
+        first = interrupted(command, tmp_path)
+        assert json.loads((tmp_path / ".tus-uploads.json").read_text())  # the URL kept for the next run
+        proxy.throttle(None)
+        assert_resumed(first, run(command, tmp_path), source)
     assert json.loads((tmp_path / ".tus-uploads.json").read_text()) == {}  # removed once finished
 
 
@@ -91,8 +95,13 @@ def test_node_example_uploads_in_parallel_parts(server: ServerProcess, tmp_path:
 
 def test_tuspy_example_resumes_across_runs(server: ServerProcess, tmp_path: Path) -> None:
     source = random_file(tmp_path / "big.bin", 24 * MiB)
-    command = [sys.executable, str(EXAMPLES / "tuspy_resume.py"), str(source), server.url]
-    first = interrupted(command, tmp_path)
-    second = run(command, tmp_path)
-    assert_resumed(first, second, source)
+    # Through a proxy that paces the body (about 1 s for the file): on loopback the upload could otherwise end
+    # before the Ctrl-C reaches it (seen in CI). The second run goes at full speed.
+    with TusProxy(("127.0.0.1", server.port)) as proxy:
+        proxy.throttle(24 * MiB)
+        command = [sys.executable, str(EXAMPLES / "tuspy_resume.py"), str(source), proxy.origin + server.base_path]
+        first = interrupted(command, tmp_path)
+        proxy.throttle(None)
+        second = run(command, tmp_path)
+        assert_resumed(first, second, source)  # the upload's URL is the proxy's
     assert int(second[0].rsplit(" ", 1)[1]) >= 4 * MiB  # at the server's offset: at least one chunk kept

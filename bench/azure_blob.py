@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -257,14 +258,9 @@ def run_all(
         shift = round_index % len(everyone)
         for key in args.workloads:
             for who in everyone[shift:] + everyone[:shift]:
-                for attempt in range(1 + args.retries):
-                    record = run_one(who, key, inputs, args, work / f"run-{len(runs)}")
-                    record.update(round=round_index, attempt=attempt, kept=False)
-                    runs.append(record)
-                    print(_progress(record, round_index, args.rounds), flush=True)
-                    if record["errors"] or not record.get("usage", {}).get("contaminated"):
-                        break
-                record["kept"] = True
+                slot = len(runs)
+                attempt = functools.partial(run_one, who, key, inputs, args)
+                runs += run.until_clean(attempt, work / f"run-{slot}", _progress, round_index=round_index, args=args)
     return runs
 
 

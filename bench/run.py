@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -435,15 +436,32 @@ def schedule(args: argparse.Namespace, servers: list[Server]) -> Iterator[tuple[
 def run_all(args: argparse.Namespace, servers: list[Server], inputs: Inputs, work: Path) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for sequence, (round_index, workload, server) in enumerate(schedule(args, servers)):
-        for attempt in range(1 + args.retries):
-            record = run_one(server, workload, inputs, args, work / f"run-{sequence}-{attempt}")
-            record.update(round=round_index, attempt=attempt, kept=False)
-            runs.append(record)
-            print(_progress(record, round_index, args.rounds), flush=True)
-            if record["errors"] or not record.get("usage", {}).get("contaminated"):
-                break
-        record["kept"] = True
+        attempt = functools.partial(run_one, server, workload, inputs, args)
+        runs += until_clean(attempt, work / f"run-{sequence}", _progress, round_index=round_index, args=args)
     return runs
+
+
+def until_clean(
+    attempt: Callable[[Path], dict[str, Any]],
+    directory: Path,
+    progress: Callable[[dict[str, Any], int, int], str],
+    *,
+    round_index: int,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """One slot's runs: `attempt(<directory>-<n>)` again (at most `args.retries` more times) while its run was
+    contaminated by other processes' CPU and did not fail; each printed with `progress(record, round, rounds)`;
+    the last one marked kept."""
+    records: list[dict[str, Any]] = []
+    for number in range(1 + args.retries):
+        record = attempt(directory.with_name(f"{directory.name}-{number}"))
+        record.update(round=round_index, attempt=number, kept=False)
+        records.append(record)
+        print(progress(record, round_index, args.rounds), flush=True)
+        if record["errors"] or not record.get("usage", {}).get("contaminated"):
+            break
+    records[-1]["kept"] = True
+    return records
 
 
 def _set_priority(niceness: int) -> str:

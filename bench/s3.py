@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import select
@@ -380,14 +381,9 @@ def run_all(
         order = everyone[shift:] + everyone[:shift]
         for key in args.workloads:
             for who in order:
-                for attempt in range(1 + args.retries):
-                    record = run_one(who, key, inputs, args, work / f"run-{sequence}-{attempt}")
-                    record.update(round=round_index, attempt=attempt, kept=False)
-                    runs.append(record)
-                    print(_progress(record, round_index, args.rounds), flush=True)
-                    if record["errors"] or not record.get("usage", {}).get("contaminated"):
-                        break
-                record["kept"] = True
+                attempt = functools.partial(run_one, who, key, inputs, args)
+                slot = work / f"run-{sequence}"
+                runs += run.until_clean(attempt, slot, _progress, round_index=round_index, args=args)
                 sequence += 1
     return runs
 

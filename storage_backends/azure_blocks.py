@@ -1,5 +1,9 @@
 """The write side of an Azure append: the writer that cuts a request body into staged blocks (see
-`storage_backends.azure_layout` for the layout)."""
+`storage_backends.azure_layout` for the layout).
+
+Each block is filled in a buffer of its size, from the body's pieces or, where the body can (`base.ReadsInto`:
+tusserver's on uvicorn), read into it straight from the socket; the buffers are kept for the next blocks
+(`azure_calls.BlockBuffers`)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from anyio.abc import TaskGroup
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends.azure_calls import Body
 from storage_backends.azure_layout import TOKEN_LENGTH, Blob, TailHeader, block_id
+from storage_backends.base import ReadsInto
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -31,7 +36,8 @@ class BlockWriter:
         self.first = 0  # the index of this writer's first block
         self.count = 0  # blocks before the one being filled (staged, or staging)
         self.recorded = (blob, offset)  # what the record holds: the tail that has every byte to here
-        self.buffer = Body()
+        self.buffer: Body | None = None  # the block being filled (`_reserve_buffer`), its first `filled` bytes
+        self.filled = 0
         self.reserved = 0
         self.tasks: TaskGroup | None = None
         self.slots = anyio.Semaphore(storage.options.block_concurrency)
@@ -53,34 +59,62 @@ class BlockWriter:
             raise StorageError(f"the tail of {self.blob.key} holds fewer bytes than the recorded offset")
         self.before, self.first = header, header.count
         self.count = header.count
-        self.buffer.write(tail[:kept])
+        self._block()[:kept] = tail[:kept]
+        self.filled = kept
 
     async def _reserve_buffer(self) -> None:
         size = block_size = self.blob.block_size
         if self.blob.length is not None:  # the last block may be shorter
             size = min(size, self.blob.length - self.position // block_size * block_size)
         self.reserved = await self.storage.budget.acquire(max(size, 1))
+        self.buffer, self.filled = self.storage.buffers.take(size), 0
+
+    def _block(self) -> memoryview:
+        """The buffer of the block being filled, as a writable view (released before the buffer is sent)."""
+        assert self.buffer is not None
+        return self.buffer.getbuffer()
 
     async def write(self, chunk: bytes) -> None:
+        """Take the body's next piece."""
         view = memoryview(chunk)
-        block_size = self.blob.block_size
         while view:
-            take = block_size - self.buffer.tell()
-            self.buffer.write(view[:take])
-            self.position += min(take, len(view))
-            self.new_bytes = True
-            view = view[take:]
-            if self.buffer.tell() == block_size:
-                await self._stage_full_block()
-                if self.clock.due(self.position) and not self.checkpointing:
-                    self._checkpoint_soon()
+            with self._block() as block:
+                count = min(len(view), len(block) - self.filled)
+                block[self.filled : self.filled + count] = view[:count]
+            view = view[count:]
+            await self._filled(count)
+        await self._checkpoint_if_late()
+
+    async def fill(self, body: ReadsInto) -> None:
+        """Have the body read into the block buffers until it ends (or into the rest of a short last block)."""
+        while True:
+            with self._block() as block:
+                count = await body.read_into(block[self.filled : self.blob.block_size], until=self.clock.deadline)
+            if count == 0:
+                return
+            await self._filled(count)
+            self.raise_failure()
+            await self._checkpoint_if_late()
+
+    async def _filled(self, count: int) -> None:
+        """`count` more bytes are in the buffer: a full block goes to Azure, and progress is recorded when due."""
+        self.filled += count
+        self.position += count
+        self.new_bytes = self.new_bytes or count > 0
+        if self.filled == self.blob.block_size:
+            await self._stage_full_block()
+            if self.clock.due(self.position) and not self.checkpointing:
+                self._checkpoint_soon()
+
+    async def _checkpoint_if_late(self) -> None:
         if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline and not self.checkpointing:
             await self.checkpoint()  # a slow body: at most a block's worth is waiting, not worth a task
 
     async def _stage_full_block(self) -> None:
         await self.slots.acquire()
         data, reserved, index = self.buffer, self.reserved, self.count
-        self.buffer, self.reserved = Body(), 0
+        assert data is not None
+        self.buffer, self.reserved = None, 0
         self.count += 1
         self.in_flight[index] = anyio.Event()
         assert self.tasks is not None
@@ -95,7 +129,7 @@ class BlockWriter:
             assert self.tasks is not None
             self.tasks.cancel_scope.cancel()
         finally:
-            data.free()
+            self.storage.buffers.give_back(data)
             self.storage.budget.release(reserved)
             self.slots.release()
             self.in_flight.pop(index).set()
@@ -125,8 +159,8 @@ class BlockWriter:
         self.checkpointing = True
         try:
             await self._drain()
-            with self.buffer.getbuffer() as rest:
-                blob = await self._write_tail(self.count, rest)
+            with self._block() as block:
+                blob = await self._write_tail(self.count, block[: self.filled])
             await self._record(blob, self.position)
             self.clock.passed(self.position)
             self.new_bytes = False
@@ -158,8 +192,8 @@ class BlockWriter:
         """Once every block has answered: the upload (with this writer's last tail) and its length."""
         if not self.new_bytes:
             return self.recorded
-        with self.buffer.getbuffer() as rest:
-            return await self._write_tail(self.count, rest), self.position
+        with self._block() as block:
+            return await self._write_tail(self.count, block[: self.filled]), self.position
 
     async def _write_tail(self, count: int, rest: bytes | memoryview) -> Blob:
         """A new tail of this writer's: the first `count` full blocks, then the bytes `rest` of the next."""
@@ -176,4 +210,6 @@ class BlockWriter:
     def release(self) -> None:
         self.storage.budget.release(self.reserved)
         self.reserved = 0
-        self.buffer.free()
+        if self.buffer is not None:
+            self.storage.buffers.give_back(self.buffer)
+            self.buffer = None

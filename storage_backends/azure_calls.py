@@ -13,7 +13,16 @@ from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestE
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 from storage_backends.pieces import MiB
 
-__all__ = ["DEFAULT_TIMEOUT", "MIN_COPY_RATE", "MIN_SEND_RATE", "Body", "azure_errors", "deadline", "error_code"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MIN_COPY_RATE",
+    "MIN_SEND_RATE",
+    "BlockBuffers",
+    "Body",
+    "azure_errors",
+    "deadline",
+    "error_code",
+]
 
 DEFAULT_TIMEOUT = 30.0
 # A call's deadline is the timeout plus the time its bytes take at these rates: a store slower than that is as
@@ -75,9 +84,45 @@ class Body(io.BytesIO):
     the SDK rewinds it to retry (a 503 ServerBusy): `close` keeps it, `free` releases it.
     """
 
+    @property
+    def size(self) -> int:
+        """The buffer's size (not the position)."""
+        return len(self.getbuffer())
+
     def close(self) -> None:
         """Kept open for a retry; see `free`."""
 
     def free(self) -> None:
         """Release the buffer."""
         super().close()
+
+
+class BlockBuffers:
+    """Block buffers (a `Body` of a block's size each) kept for the next blocks, at most `keep` of them.
+
+    A new buffer of a block's size is mapped afresh by glibc (it is above the mmap threshold, `serving/_malloc`)
+    and faults in page by page as it is first filled: 2,048 faults for 8 MiB, a tenth of what receiving the
+    block costs. A kept one is filled without any.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._free: list[Body] = []
+
+    def take(self, size: int) -> Body:
+        """A buffer of exactly `size` bytes (their values undefined), positioned at its start."""
+        for index, body in enumerate(self._free):
+            if body.size == size:
+                del self._free[index]
+                body.seek(0)
+                return body
+        # bytes(size) is calloc'd, and a BytesIO of it owns it (no other reference): getbuffer() then writes
+        # into it in place, where BytesIO.write would grow a buffer of its own.
+        return Body(bytes(size))
+
+    def give_back(self, body: Body) -> None:
+        """Keep `body` for `take`, or free it when `keep` buffers are kept already."""
+        if len(self._free) < self._keep:
+            self._free.append(body)
+        else:
+            body.free()

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 __all__ = [
     "Appended",
+    "ReadsInto",
     "Record",
     "SplicesInto",
     "StorageBackend",
@@ -282,4 +283,16 @@ class SplicesInto(Protocol):
         Raises:
             OSError: writing into `fd` failed.
         """
+        ...
+
+
+class ReadsInto(Protocol):
+    """A chunk stream that can also fill a buffer of the caller's: tusserver's request body, whose bytes the
+    kernel then copies straight from the socket into the buffer on uvicorn. A backend that buffers parts
+    may fill them with `read_into` until it returns 0 (the stream ended), then iterate over what is left (of a
+    stream that iterates too) as usual."""
+
+    async def read_into(self, view: memoryview, *, until: float | None = None) -> int:
+        """Fill `view` with the stream's next bytes until it is full, the stream ends, or the clock
+        (anyio.current_time) passes `until`; return how many: 0 once the stream has ended."""
         ...

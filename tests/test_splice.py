@@ -1,7 +1,9 @@
-"""Large bodies spliced into files on uvicorn (tusserver/serving/_uvicorn.py, tusserver/serving/_splice.py and
-`BodyReader.splice_into`), on a real uvicorn server in this process, over real sockets.
+"""Large bodies spliced into files, or read straight into buffers, on uvicorn (tusserver/serving/_uvicorn.py,
+tusserver/serving/_splice.py, `BodyReader.splice_into` and `BodyReader.read_into`), on a real uvicorn server in
+this process, over real sockets.
 
-The app splices each request's body into a file of its own and records how it ended. Each test
+The app splices each request's body into a file of its own (or reads it into a buffer, writing each filled
+buffer to the file: every test runs both ways) and records how it ended. Each test
 checks the bytes stored against the bytes sent, how the body ended, and what became of the
 connection: kept alive when the body was complete (the parser starts afresh), closed after the
 response when it was not (where the next request would start is unknown). Where a test sends the
@@ -27,7 +29,7 @@ import uvicorn
 from anyio.abc import SocketStream
 from starlette.types import Receive, Scope, Send
 
-from tusserver.pipeline.body import BodyReader, splice_of
+from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.protocol.rules import BodyEnd
 from tusserver.serving import _uvicorn
 from tusserver.serving._splice import Splicer
@@ -36,6 +38,7 @@ from tusserver.serving._uvicorn import SPLICE_MIN, PieceProtocol
 pytestmark = pytest.mark.anyio
 
 BIG = 3 * SPLICE_MIN + 12345  # several steps, the last one short
+READ_BUFFER = 128 * 1024  # read_into's buffer: a step per buffer, as a splice step is (a divisor of SPLICE_MIN)
 SERVERS: dict[int, uvicorn.Server] = {}  # by port, while `serving`
 
 
@@ -48,7 +51,14 @@ class Outcome:
 
 
 class SplicingApp:
-    """Splices each body into `directory/<n>` (or /dev/full for /full) and answers 204, or 500 if writing failed."""
+    """Splices each body into `directory/<n>` (or /dev/full for /full) and answers 204, or 500 if writing failed.
+
+    With `way` "read_into", each body the server offers `read_into` for is read into a buffer of `buffer_size`
+    bytes instead, each filled buffer written to the file; `spliced` then counts what read_into took.
+    """
+
+    way = "splice"  # set for every test by the `way` fixture
+    buffer_size = READ_BUFFER
 
     def __init__(self, directory: Path, *, limit: int | None = None, read_timeout: float = 30.0) -> None:
         self.directory = directory
@@ -61,13 +71,22 @@ class SplicingApp:
         self._awaited: tuple[int, anyio.Event] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        reader = BodyReader(receive, limit=self.limit, read_timeout=self.read_timeout, splice=splice_of(scope))
+        reader = BodyReader(
+            receive,
+            limit=self.limit,
+            read_timeout=self.read_timeout,
+            splice=splice_of(scope),
+            read_into=read_into_of(scope),
+        )
         self.readers.append(reader)
         path = Path("/dev/full") if scope["path"] == "/full" else self.directory / str(len(self.readers))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         spliced, error = 0, None
         try:
-            spliced = await reader.splice_into(fd, 0, self._before_write)
+            if self.way == "splice":
+                spliced = await reader.splice_into(fd, 0, self._before_write)
+            elif read_into_of(scope) is not None:  # offered as splicing is (without it, see test_body.py)
+                spliced = await self._read_into(reader, fd)
             async for chunk in reader:
                 os.write(fd, chunk)
         except OSError as exc:
@@ -79,6 +98,18 @@ class SplicingApp:
         await send({"type": "http.response.start", "status": 500 if error else 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         self.done.set()
+
+    async def _read_into(self, reader: BodyReader, fd: int) -> int:
+        buffer, total = memoryview(bytearray(self.buffer_size)), 0
+        while True:
+            self._before_write(total, min(len(buffer), SPLICE_MIN))
+            count = await reader.read_into(buffer)
+            if count == 0:
+                return total
+            total += count
+            written = buffer[:count]
+            while written:
+                written = written[os.write(fd, written) :]
 
     async def spliced(self, count: int) -> None:
         """Return once a step starts with `count` bytes moved before it."""
@@ -94,6 +125,13 @@ class SplicingApp:
         self.waiting.set()
         if self._awaited is not None and position >= self._awaited[0]:
             self._awaited[1].set()
+
+
+@pytest.fixture(autouse=True, params=["splice", "read_into"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the body spliced into a file and read into buffers."""
+    monkeypatch.setattr(SplicingApp, "way", request.param)
+    return str(request.param)
 
 
 @asynccontextmanager
@@ -174,6 +212,18 @@ async def test_requests_sent_right_after_spliced_bodies_are_parsed_from_their_fi
     assert [response.split(b"\r\n")[0] for response in responses] == [b"HTTP/1.1 204 No Content"] * 3
     assert [(outcome.stored, outcome.end) for outcome in app.outcomes] == [(body, BodyEnd.COMPLETE) for body in bodies]
     assert [outcome.spliced for outcome in app.outcomes] == [BIG, SPLICE_MIN, 0]
+
+
+async def test_a_buffer_larger_than_the_body_takes_the_body_and_leaves_the_next_request(tmp_path: Path) -> None:
+    # One read_into call then spans many socket reads, and must stop at the body's last byte.
+    app = SplicingApp(tmp_path)
+    app.buffer_size = 2 * BIG
+    bodies = [os.urandom(BIG), b"next"]
+    async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await send_once_splicing(app, stream, bodies[0] + head(4) + bodies[1])
+        responses = await read_responses(stream, 2)
+    assert [response.split(b"\r\n")[0] for response in responses] == [b"HTTP/1.1 204 No Content"] * 2
+    assert [(outcome.stored, outcome.end) for outcome in app.outcomes] == [(body, BodyEnd.COMPLETE) for body in bodies]
 
 
 async def test_expect_100_continue_is_answered_before_the_body_is_spliced(tmp_path: Path) -> None:
@@ -359,7 +409,7 @@ async def test_a_failed_write_fails_the_request_and_closes_the_connection(tmp_pa
 def no_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every attempt to make a pipe fails, as when the process is out of descriptors."""
 
-    def fail(sock: int) -> None:
+    def fail(sock: int, *, pipe: bool = True) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
 
     monkeypatch.setattr(_uvicorn, "Splicer", fail)

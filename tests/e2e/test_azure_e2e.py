@@ -160,6 +160,23 @@ def test_tuspy_upload_is_one_byte_exact_blob_with_its_content_type(
     assert (ranged.status_code, ranged.content) == (206, data[1048570:2097161])
 
 
+def test_mixed_patch_sizes_read_straight_into_blocks_are_byte_exact(
+    start_azure_server: StartServer, container: Container
+) -> None:
+    """Bodies of 1 MiB and more are read from the socket straight into the block buffers (`read_into`), smaller
+    ones come in pieces: sizes around a block, mixed in one upload, each PATCH starting where the last ended."""
+    server = start_azure_server("--azure-block-size", "1M")
+    sizes = [1, BLOCK - 1, BLOCK, BLOCK + 1, 7, 3 * BLOCK + 5, BLOCK]
+    data = os.urandom(sum(sizes))
+    location, offset = create_upload(server, len(data)), 0
+    for size in sizes:
+        response = patch(location, offset, data[offset : offset + size])
+        assert response.status_code == 204, response.text
+        offset += size
+        assert response.headers["Upload-Offset"] == str(offset)
+    assert container.read(location) == data
+
+
 # --- 1b. the README's "try it on your machine", as written ----------------------------------------------------
 
 

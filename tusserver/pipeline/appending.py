@@ -26,7 +26,7 @@ from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.locking import Lease
 from tusserver.coordination.state.outbox import OutboxEvent
 from tusserver.pipeline import finals, hooks, verdicts
-from tusserver.pipeline.body import BodyReader, digesting, splice_of
+from tusserver.pipeline.body import BodyReader, digesting, read_into_of, splice_of
 from tusserver.pipeline.wholefile import WholeFileHash
 from tusserver.protocol import rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, Hasher, new_hasher
@@ -115,6 +115,7 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
         read_timeout=tus.settings.read_timeout,
         min_rate=tus.settings.min_body_rate,
         splice=splice_of(request.scope),
+        read_into=read_into_of(request.scope),
     )
     lease.on_release_request(body.stop)
     hasher = new_hasher(append.checksum.algorithm) if append.checksum else None

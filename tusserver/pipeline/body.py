@@ -7,7 +7,8 @@ wrapper, because this loop runs once per ~250 KiB of every upload.
 
 Where the ASGI server offers the `tusserver.splice` extension (tusserver's uvicorn protocol, for
 large bodies), a file-backed store can have the body moved into its file by the kernel instead
-(`BodyReader.splice_into`), with the same limit, timeouts and ends.
+(`BodyReader.splice_into`), and a store that buffers parts can have it read straight into its part
+buffers (`BodyReader.read_into`), with the same limit, timeouts and ends.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.types import Receive, Scope
 from tusserver.protocol.checksums import Hasher
 from tusserver.protocol.rules import BodyEnd
 
-__all__ = ["SPLICE_EXTENSION", "BodyReader", "Splice", "digesting", "splice_of"]
+__all__ = ["SPLICE_EXTENSION", "BodyReader", "ReadInto", "Splice", "digesting", "read_into_of", "splice_of"]
 
 _OFFLOAD_MIN = 64 * 1024
 SPLICE_EXTENSION = "tusserver.splice"
@@ -35,10 +36,22 @@ of the request body into the file `fd` at its file position, waiting for them if
 True when the client is gone. Raises OSError when writing into `fd` fails."""
 
 
+ReadInto = Callable[[memoryview], Awaitable[tuple[int, bool]]]
+"""The `read_into` of the `tusserver.splice` extension: `await read_into(view)` reads up to `len(view)` (at
+least 1) bytes of the request body into `view`, waiting for them if need be, and returns `(count, more_body)`
+as `Splice` does."""
+
+
 def splice_of(scope: Scope) -> Splice | None:
-    """The request's `tusserver.splice` extension, if its ASGI server offers one."""
+    """The `splice` of the request's `tusserver.splice` extension, if its ASGI server offers one."""
     extension = scope.get("extensions", {}).get(SPLICE_EXTENSION)
     return None if extension is None else cast(Splice, extension["splice"])
+
+
+def read_into_of(scope: Scope) -> ReadInto | None:
+    """The `read_into` of the request's `tusserver.splice` extension, if its ASGI server offers one."""
+    extension = scope.get("extensions", {}).get(SPLICE_EXTENSION)
+    return None if extension is None else cast(ReadInto | None, extension.get("read_into"))
 
 
 class BodyReader:
@@ -48,7 +61,8 @@ class BodyReader:
         receive: the ASGI receive callable of the request.
         limit: the most bytes to accept; a longer body ends with `BodyEnd.LIMIT_EXCEEDED`.
         read_timeout: seconds to wait for each next piece before ending with `BodyEnd.TIMEOUT`.
-        splice: the request's `tusserver.splice` extension, if any (`splice_of`).
+        splice: the `splice` of the request's `tusserver.splice` extension, if any (`splice_of`).
+        read_into: its `read_into`, if any (`read_into_of`).
         min_rate: bytes per second the body must average, 0 for no bound (`Settings.min_body_rate`):
             waiting uses up an allowance of `read_timeout` seconds, each `min_rate` bytes received give
             a second back, up to `read_timeout`; a wait longer than what is left ends with `BodyEnd.TIMEOUT`.
@@ -61,10 +75,13 @@ class BodyReader:
         limit: int | None,
         read_timeout: float,
         splice: Splice | None = None,
+        read_into: ReadInto | None = None,
         min_rate: int = 0,
     ) -> None:
         self._receive = receive
         self._splice = splice
+        self._read_into = read_into
+        self._rest = memoryview(b"")  # of a piece that `read_into` took in part
         self._limit = limit
         self._read_timeout = read_timeout
         self._min_rate = min_rate
@@ -84,6 +101,9 @@ class BodyReader:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._rest:
+            rest, self._rest = self._rest, memoryview(b"")
+            return rest.tobytes()
         while self.end is None:
             chunk = await self._next_piece()
             if chunk:
@@ -139,6 +159,54 @@ class BodyReader:
                     break
         self._waited(scope)
         return moved
+
+    async def read_into(self, view: memoryview, *, until: float | None = None) -> int:
+        """Fill `view` with the body's next bytes until it is full, the body ends (`end` is then set), or the
+        clock (anyio.current_time) passes `until`; return how many.
+
+        With the server's `read_into`, the kernel copies the bytes into `view` and nothing else does; without
+        it, the body's pieces are copied in (what does not fit is kept for the next call, or the iteration).
+        """
+        if self._read_into is None:
+            return await self._pieces_into(view, until)
+        filled = 0
+        with anyio.CancelScope() as scope:  # one for the whole view, as in splice_into
+            self._waiting = scope
+            while self.end is None:
+                if self._limit is not None and self.received >= self._limit:  # and the body goes on
+                    self.end = BodyEnd.LIMIT_EXCEEDED
+                    break
+                room = view[filled:] if self._limit is None else view[filled : filled + self._limit - self.received]
+                if not room:
+                    break
+                started = anyio.current_time()
+                scope.deadline = started + self._allowance
+                count, more = await self._read_into(room)
+                self._waited_for(started, count)
+                filled += count
+                self.received += count
+                if not more:
+                    self.end = BodyEnd.COMPLETE
+                elif count == 0:
+                    self.end = BodyEnd.DISCONNECTED
+                elif until is not None and anyio.current_time() >= until:
+                    break
+        self._waited(scope)
+        return filled
+
+    async def _pieces_into(self, view: memoryview, until: float | None) -> int:
+        filled = 0
+        while filled < len(view):
+            if not self._rest:
+                if self.end is not None or (filled and until is not None and anyio.current_time() >= until):
+                    break
+                self._rest = memoryview(await self._next_piece())
+                continue
+            count = min(len(self._rest), len(view) - filled)
+            view[filled : filled + count] = self._rest[:count]
+            self._rest = self._rest[count:]
+            filled += count
+        return filled
 
     def _waited(self, scope: anyio.CancelScope) -> bool:
         """Whether the wait in `scope` ended early: the read timeout passed (`end` is then TIMEOUT) or `stop` came."""

@@ -1,4 +1,5 @@
-"""Moving request body bytes from a connection's socket into a file inside the kernel (splice(2)).
+"""Moving request body bytes from a connection's socket into a file inside the kernel (splice(2)), or
+straight into a buffer of the app's (readv(2)).
 
 Why: on uvicorn each body piece is read into a new `bytes` (uvloop), passed through httptools and
 the ASGI channel, then written out again: a copy into Python and Python's work for every ~250 KiB.
@@ -9,9 +10,14 @@ into the pipe without a copy, and from the pipe they are copied once into the pa
 How: the socket is duplicated, so that its readiness can be awaited on a descriptor of our own
 while uvicorn's transport, which keeps the original, has reading paused. Bytes leave the socket
 only between awaits, and reach the file before the next one, so a cancelled wait (a timeout, a
-lock-release request) never leaves bytes in the pipe. Readiness is awaited on the event loop itself (a reader
-and a future), not with anyio: `close` runs from uvicorn's `connection_lost`, a callback outside any task,
-where anyio cannot find (and so cannot wake) the task waiting on the descriptor.
+lock-release request) never leaves bytes in the pipe. Readiness is awaited on the event loop itself (a
+reader and a future), not with anyio: `close` runs from uvicorn's `connection_lost`, a callback outside any
+task, where anyio cannot find (and so cannot wake) the task waiting on the descriptor.
+
+Buffers: a store that keeps parts in memory (Azure blocks) has the body read into its part buffer, with
+readv(2) while the socket has bytes: one copy, the kernel's, where uvicorn's path makes three (a `bytes` per
+read, httptools' `bytes` per body piece, the copy into the part) and passes every ~250 KiB through the ASGI
+channel.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import contextlib
 import errno
 import fcntl
 import os
+from typing import NamedTuple
 
 __all__ = ["MIN_PIPE", "PIPE_SIZE", "SPLICE_AVAILABLE", "Splicer"]
 
@@ -30,32 +37,55 @@ MIN_PIPE = 64 * 1024  # below this (a user past fs.pipe-user-pages-soft gets 8 K
 
 
 class Splicer:
-    """Moves bytes from one connection's socket into files, through a pipe of its own.
+    """Moves bytes from one connection's socket into files, through a pipe of its own, or into buffers.
 
     Args:
         sock: the connection's socket descriptor (duplicated here; the original is not touched).
+        pipe: whether to make the pipe now (`move` needs it; `read_into` does not).
 
     Raises:
         OSError: the descriptors could not be made (the process has none left), or the pipe
             holds less than `MIN_PIPE`.
     """
 
-    def __init__(self, sock: int) -> None:
-        self._read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
-        with contextlib.suppress(OSError):  # over the user's pipe budget: the pipe keeps its size
-            fcntl.fcntl(self._write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        self.capacity = fcntl.fcntl(self._write_end, fcntl.F_GETPIPE_SZ)
+    def __init__(self, sock: int, *, pipe: bool = True) -> None:
+        self._pipe: _Pipe | None = _new_pipe() if pipe else None
         try:
-            if self.capacity < MIN_PIPE:
-                raise OSError(errno.ENOBUFS, f"the pipe holds only {self.capacity} bytes")
             self._sock = os.dup(sock)
         except OSError:
-            os.close(self._read_end)
-            os.close(self._write_end)
+            self._close_pipe()
             raise
         self.closed = False
         self._loop = asyncio.get_running_loop()
-        self._readable: asyncio.Future[None] | None = None  # while `move` waits for the socket
+        self._readable: asyncio.Future[None] | None = None  # while `move` or `read_into` waits for the socket
+
+    @property
+    def capacity(self) -> int:
+        """What the pipe holds (the most one `move` step can take); 0 without a pipe."""
+        return 0 if self._pipe is None else self._pipe.capacity
+
+    async def read_into(self, view: memoryview) -> int:
+        """Read up to `len(view)` bytes from the socket into `view`.
+
+        Waits until the socket has bytes, then reads what it has (several reads while it has more), up
+        to `len(view)`. Returns how many; 0 when the client closed or reset the connection, or `close`
+        was called.
+        """
+        total = 0
+        while total < len(view) and not self.closed:
+            try:
+                count = os.readv(self._sock, [view[total:]])
+            except BlockingIOError:
+                if total:
+                    break
+                await self._wait_readable()
+                continue
+            except OSError:  # ECONNRESET and the like: the client is gone
+                break
+            if count == 0:
+                break
+            total += count
+        return total
 
     async def move(self, fd: int, limit: int) -> int:
         """Move up to `limit` bytes from the socket into `fd` at its file position.
@@ -64,24 +94,29 @@ class Splicer:
         moved; 0 when the client closed or reset the connection, or `close` was called.
 
         Raises:
-            OSError: writing into `fd` failed; the splicer is closed, its pipe may hold bytes.
+            OSError: writing into `fd` failed, or no pipe could be made; the splicer is closed, its
+                pipe may hold bytes.
         """
-        moved = await self._from_socket(min(limit, self.capacity), wait=True)
+        if self._pipe is None:
+            self._pipe = _new_pipe()
+        capacity = self._pipe.capacity
+        moved = await self._from_socket(min(limit, capacity), wait=True)
         total = 0
         while moved:
             try:
-                _drain(self._read_end, fd, moved)
+                _drain(self._pipe.read_end, fd, moved)
             except OSError:
                 self.close()
                 raise
             total += moved
-            moved = await self._from_socket(min(limit - total, self.capacity), wait=False) if total < limit else 0
+            moved = await self._from_socket(min(limit - total, capacity), wait=False) if total < limit else 0
         return total
 
     async def _from_socket(self, size: int, *, wait: bool) -> int:
+        assert self._pipe is not None
         while not self.closed:
             try:
-                return os.splice(self._sock, self._write_end, size, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                return os.splice(self._sock, self._pipe.write_end, size, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
             except BlockingIOError:
                 if not wait:
                     return 0
@@ -112,8 +147,33 @@ class Splicer:
         if self._readable is not None:
             self._loop.remove_reader(self._sock)
             _set(self._readable)
-        for fd in (self._sock, self._read_end, self._write_end):
-            os.close(fd)
+        os.close(self._sock)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            os.close(self._pipe.read_end)
+            os.close(self._pipe.write_end)
+            self._pipe = None
+
+
+class _Pipe(NamedTuple):
+    read_end: int
+    write_end: int
+    capacity: int
+
+
+def _new_pipe() -> _Pipe:
+    """A pipe of `PIPE_SIZE`, or what the user's pipe budget allows (at least `MIN_PIPE`)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # over the user's pipe budget: the pipe keeps its size
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    if capacity < MIN_PIPE:
+        os.close(read_end)
+        os.close(write_end)
+        raise OSError(errno.ENOBUFS, f"the pipe holds only {capacity} bytes")
+    return _Pipe(read_end, write_end, capacity)
 
 
 def _set(future: asyncio.Future[None]) -> None:

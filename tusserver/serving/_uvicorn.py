@@ -36,11 +36,11 @@ then closes the connection, and the response is lost if it was not written yet. 
 received whole is answered, and the connection closed after it.
 
 Splicing: a request whose Content-Length is at least `SPLICE_MIN` gets the `tusserver.splice` ASGI
-extension (`tusserver.pipeline.body`), which moves its body into a file inside the kernel (`tusserver.serving._splice`).
-Once splicing starts, reading stops on uvicorn's transport and the parser sees none of the rest of
-the body. When the body is complete, the parser starts afresh for the next request; if it never
-completes (the app stopped, the client left), the response closes the connection, because where the
-next request would start is unknown.
+extension (`tusserver.pipeline.body`), which moves its body into a file inside the kernel, or reads it
+straight into a buffer of the app's, a store's part (`tusserver.serving._splice`). Once splicing starts,
+reading stops on uvicorn's transport and the parser sees none of the rest of the body. When the body is
+complete, the parser starts afresh for the next request; if it never completes (the app stopped, the client
+left), the response closes the connection, because where the next request would start is unknown.
 
 Closing: a connection closed while its request's body is still coming (a spliced body that ended
 early, a 413 sent before the body was read to a `Connection: close` client, a malformed or slow head)
@@ -184,7 +184,10 @@ class PieceProtocol(HttpToolsProtocol):
             length = _body_length(self.headers)
             if length >= SPLICE_MIN:
                 extensions = cast(dict[str, Any], self.scope).setdefault("extensions", {})
-                extensions[SPLICE_EXTENSION] = {"splice": partial(self._splice, cycle, length)}
+                extensions[SPLICE_EXTENSION] = {
+                    "splice": partial(self._splice, cycle, length),
+                    "read_into": partial(self._read_into, cycle, length),
+                }
 
     def on_message_complete(self) -> None:
         self._in_body = False  # what comes next is the next request's head
@@ -265,26 +268,46 @@ class PieceProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     async def _splice(self, cycle: RequestResponseCycle, length: int, fd: int, limit: int) -> tuple[int, bool]:
-        """The `tusserver.splice` extension of one request (see `tusserver.pipeline.body.Splice`)."""
-        if cycle.waiting_for_100_continue and not self.transport.is_closing():
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() does
-            cycle.waiting_for_100_continue = False
-        if not cycle.body and cycle.more_body and not cycle.disconnected:
-            splicer = self._splicer or self._start_splicing(cycle)
-            if splicer is not None:
-                return await self._move(splicer, cycle, length, fd, limit)
-            await self._next_piece(cycle)
+        """The `splice` of the `tusserver.splice` extension of one request (see `tusserver.pipeline.body.Splice`)."""
+        splicer = await self._body_socket(cycle, pipe=True)
+        if splicer is not None:
+            return self._taken(cycle, length, await splicer.move(fd, min(limit, length - self._body_seen)))
         if cycle.disconnected:
             return 0, True
         if cycle.body:  # read and parsed before splicing started, or without a pipe
             return _write_gathered(cycle, fd, limit), bool(cycle.body) or cycle.more_body
         return 0, cycle.more_body
 
-    def _start_splicing(self, cycle: RequestResponseCycle) -> Splicer | None:
+    async def _read_into(self, cycle: RequestResponseCycle, length: int, view: memoryview) -> tuple[int, bool]:
+        """The `read_into` of the `tusserver.splice` extension (see `tusserver.pipeline.body.ReadInto`)."""
+        reader = await self._body_socket(cycle, pipe=False)
+        if reader is not None:
+            return self._taken(cycle, length, await reader.read_into(view[: length - self._body_seen]))
+        if cycle.disconnected:
+            return 0, True
+        if cycle.body:  # read and parsed before reading from the socket started, or without a descriptor
+            return _copy_gathered(cycle, view), bool(cycle.body) or cycle.more_body
+        return 0, cycle.more_body
+
+    async def _body_socket(self, cycle: RequestResponseCycle, *, pipe: bool) -> Splicer | None:
+        """The splicer that takes the rest of the body from the socket; None while uvicorn has gathered body
+        bytes to hand over first, once the body is complete, or when no splicer can be made (then after
+        waiting for uvicorn's next piece)."""
+        if cycle.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() does
+            cycle.waiting_for_100_continue = False
+        if cycle.body or not cycle.more_body or cycle.disconnected:
+            return None
+        splicer = self._splicer or self._start_splicing(cycle, pipe=pipe)
+        if splicer is None:
+            await self._next_piece(cycle)
+        return splicer
+
+    def _start_splicing(self, cycle: RequestResponseCycle, *, pipe: bool) -> Splicer | None:
         if self._unspliced is cycle:
             return None
         try:
-            self._splicer = Splicer(self.transport.get_extra_info("socket").fileno())
+            self._splicer = Splicer(self.transport.get_extra_info("socket").fileno(), pipe=pipe)
         except OSError:  # no descriptor or pipe to spare: this body comes in pieces, as uvicorn reads it
             self._unspliced = cycle
             return None
@@ -299,18 +322,16 @@ class PieceProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         await cycle.message_event.wait()
 
-    async def _move(
-        self, splicer: Splicer, cycle: RequestResponseCycle, length: int, fd: int, limit: int
-    ) -> tuple[int, bool]:
-        moved = await splicer.move(fd, min(limit, length - self._body_seen))
-        if moved == 0:
+    def _taken(self, cycle: RequestResponseCycle, length: int, count: int) -> tuple[int, bool]:
+        """After `count` body bytes left the socket: (count, whether more of the body is to come)."""
+        if count == 0:
             self.transport.close()  # the client is gone; connection_lost tells the cycle
             return 0, True
-        self._body_seen += moved
+        self._body_seen += count
         if self._body_seen < length:
-            return moved, True
+            return count, True
         self._end_splicing(cycle)
-        return moved, False
+        return count, False
 
     def _end_splicing(self, cycle: RequestResponseCycle) -> None:
         assert self._splicer is not None
@@ -386,6 +407,15 @@ def _body_length(headers: list[tuple[bytes, bytes]]) -> int:
         elif name == b"transfer-encoding":
             return -1
     return length
+
+
+def _copy_gathered(cycle: RequestResponseCycle, view: memoryview) -> int:
+    """Copy as many of the body bytes the cycle has gathered as fit into `view`; keep the rest."""
+    gathered = cycle.body
+    count = min(len(view), len(gathered))
+    view[:count] = memoryview(gathered)[:count]
+    cycle.body = bytearray(gathered[count:])
+    return count
 
 
 def _write_gathered(cycle: RequestResponseCycle, fd: int, limit: int) -> int:

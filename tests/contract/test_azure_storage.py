@@ -8,12 +8,13 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from storage_backends.azure import AzureBlobStorage, AzureOptions
 from storage_backends.azure_layout import Blob
@@ -79,6 +80,33 @@ async def test_patch_sizes_around_a_block_mixed_in_one_upload_are_byte_exact(
     assert committed == [BLOCK] * (len(data) // BLOCK) + [len(data) % BLOCK]
     assert uncommitted == []
     assert await azure.names(azure.options.prefix) == [ref.key]  # every tail is gone
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("batches", ["answered", "failing"])
+async def test_the_tails_of_every_patch_are_gone_once_the_upload_is_finished(
+    azure: AzureBlobStorage, batches: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tails are deleted in batch requests; where a batch fails (a fault injected here), one by one."""
+    batched: list[tuple[str, ...]] = []
+    delete_blobs = ContainerClient.delete_blobs
+
+    async def spied(container: ContainerClient, *names: str, **options: Any) -> Any:
+        batched.append(names)
+        if batches == "failing":
+            raise HttpResponseError("batch refused")
+        return await delete_blobs(container, *names, **options)
+
+    monkeypatch.setattr(ContainerClient, "delete_blobs", spied)
+    data = os.urandom(5 * BLOCK + 7)
+    ref, offset = await azure.create("up", length=len(data)), 0
+    for size in (BLOCK // 2, BLOCK, 3 * BLOCK + 7, BLOCK // 2):  # each PATCH leaves a tail of its own
+        ref = (await azure.append(ref, offset, chunks(data[offset : offset + size]))).ref
+        offset += size
+    ref = await azure.complete(ref, offset)
+    assert await contents(azure, ref) == data
+    assert await azure.names(azure.options.prefix) == [ref.key]
+    assert [len(names) for names in batched] == [5]  # the empty first tail and one per PATCH, in one request
 
 
 @pytest.mark.anyio

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
+from redis import Redis
 
 from tests.e2e.helpers import (
     IO_TIMEOUT,
@@ -226,3 +229,74 @@ def test_the_503_while_redis_is_down_is_an_error_body(start_server: StartServer,
     assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
     code, reason = response.text.rstrip("\n").split(": ", 1)
     assert (code, reason.startswith("the state store is unreachable")) == ("ERR_SERVICE_UNAVAILABLE", True)
+
+
+# --- a Redis that answers PING but refuses writes: refused at start-up, with Redis's reason ---------------------------
+
+
+def replica_of_another(redis: Redis, other: RedisServer) -> None:
+    """A replica reached directly (replica-read-only is on by default)."""
+    redis.replicaof("127.0.0.1", other.port)
+
+
+def without_enough_replicas(redis: Redis, other: RedisServer) -> None:
+    redis.config_set("min-replicas-to-write", 1)
+
+
+def after_a_failed_save(redis: Redis, other: RedisServer) -> None:
+    """MISCONF: a save point is set and the last background save failed. Its directory is gone (`dir` is a
+    protected setting, and root writes anywhere): Redis cannot create the temporary file there."""
+    directory = redis.config_get("dir")["dir"]
+    assert directory
+    shutil.rmtree(directory)
+    redis.config_set("save", "3600 1")
+    redis.bgsave()
+    wait_until_true(lambda: redis.info("persistence")["rdb_last_bgsave_status"] == "err", "the save to fail")
+
+
+def as_a_read_only_user(redis: Redis, other: RedisServer) -> None:
+    redis.acl_setuser("reader", enabled=True, passwords=["+secret"], keys=["*"], commands=["+@read", "+ping"])
+
+
+def wait_until_true(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, f"waited 10 s for {what}"
+        time.sleep(0.05)
+
+
+REFUSES = "Redis at {url} refuses writes"  # the write check's words: PING answered
+CANNOT = "cannot use Redis at {url}"  # the PING's: Redis refuses even PING after a failed save
+
+
+@pytest.mark.parametrize(
+    ("breakage", "user", "failure", "reason"),
+    [
+        (replica_of_another, "", REFUSES, r"READONLY You can't write against a read only replica\."),
+        (without_enough_replicas, "", REFUSES, r"NOREPLICAS Not enough good replicas to write\."),
+        (after_a_failed_save, "", CANNOT, r"MISCONF Redis is configured to save RDB snapshots, but it's .*"),
+        (as_a_read_only_user, "reader:secret@", REFUSES, r"NOPERM .* no permissions to run the 'set' command"),
+    ],
+    ids=["replica", "min-replicas", "misconf", "acl"],
+)
+def test_start_up_fails_fast_when_redis_refuses_writes(
+    breakage: Callable[[Redis, RedisServer], None],
+    user: str,
+    failure: str,
+    reason: str,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.directory.mkdir()
+    redis.start()
+    try:
+        with Redis.from_url(redis.url) as client:
+            breakage(client, redis_server)
+        url = redis.url.replace("redis://", f"redis://{user}")
+        done = run_cli("--redis-url", url, "--data-dir", str(tmp_path / "data"))
+    finally:
+        redis.stop()
+    said = failure.format(url=re.escape(url.replace(":secret@", ":***@")))
+    assert re.fullmatch(f"tusserver: --redis-url: {said}: {reason}", refused(done))
+    assert "secret" not in done.stderr

@@ -1,5 +1,5 @@
-"""SIGTERM mid-PATCH on the real server (uvicorn): the bytes received are kept, the process exits 0, and the
-upload resumes on a restarted server byte-exact. Also the JSON log, parsed line by line."""
+"""SIGTERM mid-PATCH on the real server (uvicorn and granian): the bytes received are kept, the process exits 0,
+and the upload resumes on a restarted server byte-exact. Also the JSON log, parsed line by line."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def start(workdir: Path, port_dir: Path, *flags: str) -> ServerProcess:
     return server
 
 
-def test_sigterm_mid_patch_keeps_the_bytes_and_resumes(tmp_path: Path) -> None:
+def test_sigterm_mid_patch_keeps_the_bytes_and_resumes(tmp_path: Path, asgi_server: str) -> None:
     data = bytes(range(256)) * (SIZE // 256)
     data_dir = tmp_path / "data"
-    server = start(tmp_path / "first", data_dir)
+    server = start(tmp_path / "first", data_dir, "--server", asgi_server)
     location = create_upload(server, SIZE)
     sock = socket.create_connection(("127.0.0.1", server.port))
     head = (
@@ -67,7 +67,7 @@ def test_sigterm_mid_patch_keeps_the_bytes_and_resumes(tmp_path: Path) -> None:
     assert cut[0]["bytes"] == SENT
     assert set(cut[0]) >= {"request_id", "path", "status", "duration_ms", "error_code", "remote_addr"}
 
-    restarted = start(tmp_path / "second", data_dir)
+    restarted = start(tmp_path / "second", data_dir, "--server", asgi_server)
     try:
         relocated = location.replace(str(server.port), str(restarted.port))
         offset = head_offset(relocated)
@@ -78,8 +78,8 @@ def test_sigterm_mid_patch_keeps_the_bytes_and_resumes(tmp_path: Path) -> None:
         assert restarted.stop() == 0
 
 
-def test_sigterm_lets_a_short_patch_finish(tmp_path: Path) -> None:
-    server = launch(tmp_path, "--shutdown-timeout", "30")
+def test_sigterm_lets_a_short_patch_finish(tmp_path: Path, asgi_server: str) -> None:
+    server = launch(tmp_path, "--shutdown-timeout", "30", "--server", asgi_server)
     server.wait_ready()
     location = create_upload(server, 10)
     sock = socket.create_connection(("127.0.0.1", server.port))

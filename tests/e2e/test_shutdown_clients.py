@@ -1,7 +1,7 @@
-"""SIGTERM mid-PATCH with real tus clients (issue 23 item 3): tuspy and tus-js-client (Node) upload through a
-proxy that slows the body down, so that the server is stopped in the middle of the PATCH; the server keeps what
-arrived and exits 0; each client then resumes on the restarted server (same port, same data) and the stored file
-is the source, byte-exact."""
+"""SIGTERM mid-PATCH with real tus clients (issue 23 item 3), on uvicorn and on granian: tuspy and tus-js-client
+(Node) upload through a proxy that slows the body down, so that the server is stopped in the middle of the PATCH;
+the server keeps what arrived and exits 0; each client then resumes on the restarted server (same port, same data)
+and the stored file is the source, byte-exact."""
 
 from __future__ import annotations
 
@@ -41,14 +41,16 @@ DELAY = 0.1  # seconds the proxy holds each 64 KiB piece (it buffers 1 MiB a con
 class Instances:
     """The server on one port and one data directory, started again after each stop (a restart)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, asgi_server: str) -> None:
         self.root = root
+        self.asgi_server = asgi_server
         self.port = free_ports(1)[0]
         self.data_dir = root / "data"
         self.started: list[ServerProcess] = []
 
     def start(self) -> ServerProcess:
         flags = ["--port", str(self.port), "--data-dir", str(self.data_dir), "--shutdown-timeout", "1"]
+        flags += ["--server", self.asgi_server]
         server = launch(self.root / f"run{len(self.started)}", *flags)
         server.port, server.data_dir = self.port, self.data_dir  # the flags after launch's own win
         self.started.append(server)
@@ -72,8 +74,8 @@ class Instances:
 
 
 @pytest.fixture
-def instances(tmp_path: Path) -> Iterator[Instances]:
-    made = Instances(tmp_path)
+def instances(tmp_path: Path, asgi_server: str) -> Iterator[Instances]:
+    made = Instances(tmp_path, asgi_server)
     yield made
     for server in made.started:
         server.stop()

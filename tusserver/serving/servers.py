@@ -17,12 +17,11 @@ import signal
 from typing import TYPE_CHECKING
 
 import uvicorn
-from starlette.applications import Starlette
 
 from tusserver.app import create_app
 from tusserver.serving._malloc import tune_malloc
 from tusserver.serving.logs import configure_logging, granian_log_config
-from tusserver.serving.shutdown import DrainingServer
+from tusserver.serving.shutdown import END_GRACE, DrainingServer, GranianDrain
 from tusserver.settings import Settings
 
 if TYPE_CHECKING:  # for annotations only: httptools may be missing at run time
@@ -137,6 +136,9 @@ def _run_granian(settings: Settings) -> None:
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=1,  # the in-process locker serves one process
+        # The last resort of a stop (`tusserver.serving.shutdown`): the worker is killed if its requests have not
+        # ended END_GRACE seconds after GranianDrain ended their bodies.
+        workers_kill_timeout=int(settings.shutdown_timeout + END_GRACE + 1),
         backpressure=settings.limit_concurrency,  # connections it serves at once; the next waits to be accepted
         http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_timeout * 1000)),  # milliseconds
         log_level=settings.log_level,  # type: ignore[arg-type]  # granian's enum takes the same names
@@ -145,9 +147,10 @@ def _run_granian(settings: Settings) -> None:
     ).serve()
 
 
-def app_from_environment() -> Starlette:
-    """The app for a granian worker, built from the settings the parent process exported."""
+def app_from_environment() -> GranianDrain:
+    """The app for a granian worker, built from the settings the parent process exported, drained on SIGTERM."""
     tune_malloc()
     settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
     configure_logging(settings)  # a worker process starts with no handler of ours
-    return create_app(settings)
+    app = create_app(settings)
+    return GranianDrain(app, app.state.tus, timeout=settings.shutdown_timeout)

@@ -1,11 +1,14 @@
 """What `tusserver` checks before it serves: the data directory (there, writable, and without Redis this
-process's alone) and that Redis and the storage answer. Each failure is one line for the user, not a traceback;
-a running server rides out the same outages with 503s instead."""
+process's alone), that Redis answers and takes writes, and that the storage answers. Each failure is one line
+for the user, not a traceback; a running server rides out the same outages with 503s instead."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import secrets
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -14,9 +17,13 @@ from storage_backends.base import SupportsOpen
 from tusserver.app import default_storage
 from tusserver.settings import Settings
 
+if TYPE_CHECKING:  # redis is an optional dependency
+    from redis.asyncio import Redis
+
 __all__ = ["LOCK_FILE", "check_services", "claim_data_dir", "data_dir_exists"]
 
 LOCK_FILE = "tusserver.lock"  # in the data directory: held by the one server that uses it without Redis
+WRITE_CHECK_TTL_MS = 10_000  # the start-up check's key expires by itself even if its DEL never runs
 _held_locks: list[int] = []  # the descriptors of held locks: open, and so locked, until the process ends
 
 
@@ -74,25 +81,51 @@ async def check_services(settings: Settings) -> None:
     """Fail before serving, with one line, when Redis or the storage cannot be reached or used. (A running
     server rides out their outages: requests get 503 meanwhile.)"""
     if settings.redis_url is not None:
-        await _check_redis(settings.redis_url)
+        await _check_redis(settings.redis_url, settings.redis_prefix)
     await _check_storage(settings)
 
 
-async def _check_redis(url: str) -> None:
+async def _check_redis(url: str, prefix: str) -> None:
+    """PING, then a write: a Redis that answers but refuses writes (a read-only replica reached directly,
+    `min-replicas-to-write` unmet, MISCONF after a failed save, an ACL user without write access to the
+    prefix) would otherwise let the server start and fail every upload with 503."""
     try:
-        from redis.exceptions import RedisError  # noqa: PLC0415
-
         from tusserver.coordination.redis_client import redis_client  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None
     client = redis_client(url, socket_connect_timeout=5, socket_timeout=5)
     try:
-        with anyio.fail_after(20):
-            await client.ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise RuntimeError(f"--redis-url: cannot use Redis at {_without_password(url)}: {exc}") from None
+        await _ask(client.ping(), f"cannot use Redis at {_without_password(url)}")
+        await _ask(_write_and_delete(client, prefix), f"Redis at {_without_password(url)} refuses writes")
     finally:
         await client.aclose()
+
+
+async def _ask(question: Awaitable[object], failure: str) -> None:
+    """Await `question` for at most 20 s; a failure is one line: `failure` and the reason."""
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    try:
+        with anyio.fail_after(20):
+            await question
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise RuntimeError(f"--redis-url: {failure}: {_one_line(exc)}") from None
+
+
+async def _write_and_delete(client: Redis, prefix: str) -> None:
+    """SET a key under the server's own prefix (an ACL may allow only that), expiring by itself should the
+    DEL not happen, then DEL it."""
+    key = f"{prefix}startup-check:{secrets.token_hex(8)}"
+    await client.set(key, "1", px=WRITE_CHECK_TTL_MS)
+    await client.delete(key)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Redis's own reason (or the client's) on one line, with the error code redis-py strips from some
+    (`READONLY`, `NOPERM`); a bare timeout says so."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    code = getattr(exc, "status_code", None)  # set by recent redis-py only: older ones give the text alone
+    return f"{code} {text}" if isinstance(code, str) and not text.startswith(code) else text
 
 
 def _without_password(url: str) -> str:

@@ -122,14 +122,20 @@ class BlockWriter:
         await self._reserve_buffer()
 
     async def _stage(self, index: int, data: Body, reserved: int) -> None:
+        staged = False
         try:
             await self.storage.stage(self.blob, block_id(index, self.token), data)
+            staged = True
         except StorageError as exc:
             self.failure = self.failure or exc
             assert self.tasks is not None
             self.tasks.cancel_scope.cancel()
         finally:
-            self.storage.buffers.give_back(data)
+            # A call that failed or was cancelled may still have the buffer in an HTTP client's hands: not reused.
+            if staged:
+                self.storage.buffers.give_back(data)
+            else:
+                data.free()
             self.storage.budget.release(reserved)
             self.slots.release()
             self.in_flight.pop(index).set()

@@ -25,6 +25,7 @@ CHROMIUM: str = os.environ.get("CHROMIUM") or next(
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-auto-reload",  # an error page reloads itself after 1 s: it would race the tests' own reload
 ]  # fmt: skip
 ARTEFACTS = Path(os.environ.get("TUSSERVER_ARTEFACTS") or Path(tempfile.gettempdir()) / "tusserver-artefacts/browser")
 MAX_SIZE = 32 * MiB  # the shared server's --max-size: every test file is smaller but the "too large" one
@@ -78,11 +79,16 @@ def page(browser: Browser, page_log: PageLog, request: pytest.FixtureRequest) ->
     page.on("pageerror", lambda error: page_log.console.append(f"pageerror: {error}"))
     page.on("request", page_log.record)
     yield page
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        page.screenshot(path=ARTEFACTS / f"{request.node.name}.png", full_page=True)
+        keep_screenshot(page, request.node.name)
     finally:
         context.close()
+
+
+def keep_screenshot(page: Page, name: str) -> None:
+    """The whole page, as `ARTEFACTS/<name>.png`."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTEFACTS / f"{name}.png", full_page=True)
 
 
 def start_server(workdir: Path, *flags: str) -> ServerProcess:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import requests
 from playwright.sync_api import CDPSession, Page
@@ -82,3 +83,96 @@ def serve_directory(directory: Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# Random files made in the page (as a user's files would be, never seen by Python): their names, sizes and SHA-256.
+_MAKE_FILES = """async (wanted) => {
+  const made = []
+  for (const [name, size] of wanted) {
+    const bytes = new Uint8Array(size)
+    for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, at + 65536))
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
+    made.push({ file: new File([bytes], name, { type: 'application/octet-stream', lastModified: 1700000000000 }),
+                sha256: Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('') })
+  }
+  return made
+}"""
+
+# The drag-and-drop gesture as the browser delivers it: dragenter, dragover, drop, all carrying one DataTransfer.
+_DROP = """([target, made]) => {
+  const transfer = new DataTransfer()
+  for (const { file } of made) transfer.items.add(file)
+  const element = document.querySelector(target)
+  for (const type of ['dragenter', 'dragover', 'drop']) {
+    element.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }))
+  }
+}"""
+
+
+def drop_new_files(page: Page, target: str, *wanted: tuple[str, int]) -> dict[str, str]:
+    """Make files of these (name, size) in the page and drop them on `target`; their SHA-256 by name."""
+    made = page.evaluate_handle(_MAKE_FILES, [list(pair) for pair in wanted])
+    try:
+        page.evaluate(_DROP, [target, made])
+        digests: dict[str, str] = page.evaluate(
+            "(made) => Object.fromEntries(made.map((m) => [m.file.name, m.sha256]))", made
+        )
+    finally:
+        made.dispose()
+    return digests
+
+
+# What Golden Retriever has kept in IndexedDB to restore after a reload: the ids of the files whose bytes it holds,
+# and the uploads it will resume (file id -> whether it had started).
+_KEPT = """async () => {
+  const empty = { blobs: [], uploads: 0, started: {} }
+  if (!(await indexedDB.databases()).some((db) => db.name === 'uppy-blobs')) return empty  // not made yet
+  const db = await new Promise((resolve, reject) => {
+    const opening = indexedDB.open('uppy-blobs')
+    opening.onsuccess = () => resolve(opening.result)
+    opening.onerror = () => reject(opening.error)
+  })
+  const read = (store, how) => new Promise((resolve, reject) => {
+    const request = how(db.transaction([store]).objectStore(store))
+    request.onsuccess = () => resolve(request.result)
+    request.onerror = () => reject(request.error)
+  })
+  try {
+    if (!db.objectStoreNames.contains('metadata')) return empty  // being made
+    const blobs = await read('files', (store) => store.getAll())
+    const saved = await read('metadata', (store) => store.get('uppy'))
+    if (!saved) return { ...empty, blobs: blobs.map((blob) => blob.fileID).sort() }
+    const state = JSON.parse(saved.metadata)
+    const started = Object.fromEntries(Object.values(state.files).map((f) => [f.id, !!f.progress.uploadStarted]))
+    const uploads = Object.keys(state.currentUploads).length
+    return { blobs: blobs.map((blob) => blob.fileID).sort(), uploads, started }
+  } finally {
+    db.close()
+  }
+}"""
+
+
+def kept_for_restore(page: Page) -> dict[str, Any]:
+    """Golden Retriever's store (`_KEPT`): {"blobs": [file ids], "uploads": n, "started": {file id: bool}}."""
+    kept: dict[str, Any] = page.evaluate(_KEPT)
+    return kept
+
+
+def wait_kept_for_restore(page: Page, count: int) -> dict[str, Any]:
+    """Wait until Golden Retriever holds the bytes of `count` files and has saved them as started uploads: it writes
+    asynchronously (the metadata at most every 500 ms), and a reload before that would restore less."""
+    for _ in range(600):
+        kept = kept_for_restore(page)
+        if len(kept["blobs"]) == count and kept["uploads"] and sum(kept["started"].values()) == count:
+            return kept
+        page.wait_for_timeout(50)
+    raise AssertionError(f"Golden Retriever never kept {count} started uploads: {kept_for_restore(page)}")
+
+
+def wait_released(page: Page) -> None:
+    """Wait until Golden Retriever holds no file's bytes (it deletes them once their upload is complete)."""
+    for _ in range(600):
+        if not kept_for_restore(page)["blobs"]:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"Golden Retriever kept files after their upload: {kept_for_restore(page)}")

@@ -12,9 +12,9 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import MAX_SIZE, PageLog, copy_static, start_server, stop_now
+from tests.browser.conftest import MAX_SIZE, PageLog, copy_static, keep_screenshot, start_server, stop_now
 from tests.browser.helpers import (
     created_location,
     downloaded_sha256,
@@ -87,11 +87,12 @@ def test_network_cut_mid_file_and_restored_completes_byte_exact(
     assert any("ERR_INTERNET_DISCONNECTED" in (request.failure or "") for request in page_log.requests)
 
 
-def test_reload_mid_file_then_the_same_file_resumes(
+def test_reload_mid_file_then_a_file_too_large_to_keep_is_chosen_again_and_resumes(
     page: Page, page_log: PageLog, server: ServerProcess, files: Path
 ) -> None:
+    # Golden Retriever keeps files up to restoreMaxFileSize in the browser; a larger one comes back without its bytes.
     source = random_file(files / "reload.bin", 16 * MiB)
-    page.goto(server.origin + "/")
+    page.goto(server.origin + "/?restoreMaxFileSize=1048576")
     throttle(page, upload_rate=4 * MiB)
     add_files(page, source)
     page.locator(UPLOAD_BUTTON).click()
@@ -101,8 +102,14 @@ def test_reload_mid_file_then_the_same_file_resumes(
     assert len(keys) == 1
     page.reload()
     assert tus_keys(page) == keys
+    ghost = page.locator(".uppy-Dashboard-Item.is-ghost")  # listed, but its bytes must be chosen again
+    expect(ghost).to_have_count(1)
+    expect(page.locator(UPLOAD_BUTTON)).to_be_disabled()
+    keep_screenshot(page, "reload-ghost")
     sent_before = len(page_log.requests)
+    ghost.locator(".uppy-Dashboard-Item-reSelect").click()
     add_files(page, source)  # the same file (name, size, mtime): the same fingerprint
+    expect(ghost).to_have_count(0)
     assert_uploaded(upload(page), source)
     after = page_log.requests[sent_before:]
     assert [request.method for request in after if "/files/" in request.url][:1] == ["HEAD"]

@@ -1,13 +1,33 @@
 // The upload page: Uppy's Dashboard and tus plugin against this server (config.json says where and how).
 // Query parameters, for a page hosted elsewhere and for tests: ?endpoint=<tus creation URL>&uploads=<status API
-// list URL, or "off">&chunkSize=<bytes>&parallelMinSize=<bytes>.
-import { Uppy, Dashboard, Tus } from './vendor/uppy/uppy.min.mjs'
+// list URL, or "off">&chunkSize=<bytes>&parallelMinSize=<bytes>&restore=off&restoreMaxFileSize=<bytes>
+// &restoreMaxTotalSize=<bytes> (config.json takes the same keys; "restore": false turns Golden Retriever off).
+import { Uppy, Dashboard, Tus, GoldenRetriever } from './vendor/uppy/uppy.min.mjs'
 
 const TOKEN_KEY = 'tusserver.token'
+// Golden Retriever keeps a copy of each file up to this size in the browser (IndexedDB), so that after a reload or
+// a browser restart the upload goes on without the user choosing the file again; it deletes the copy once the file
+// is uploaded, or after 24 h. Larger files (and any beyond the total) come back as "ghosts": listed, to be chosen
+// again, and then they resume from the server's offset. Chromium copies a 1 GiB file into its profile in about a
+// second (measured); a private window keeps the copies in memory and refuses large ones (3 GiB did not fit).
+// Its other store, a service worker, is not used: it holds files in the worker's memory, which a browser restart
+// loses (and so does Chromium stopping an idle worker), and it would need its own script beside the page.
+const RESTORE_MAX_FILE_SIZE = 1024 * 1024 * 1024
+const RESTORE_MAX_TOTAL_SIZE = 2 * 1024 * 1024 * 1024
 const query = new URLSearchParams(location.search)
 
 async function loadConfig () {
-  const config = { endpoint: 'files/', uploads: null, maxSize: null, parallelUploads: 1, parallelMinSize: 0, auth: false }
+  const config = {
+    endpoint: 'files/',
+    uploads: null,
+    maxSize: null,
+    parallelUploads: 1,
+    parallelMinSize: 0,
+    auth: false,
+    restore: true,
+    restoreMaxFileSize: RESTORE_MAX_FILE_SIZE,
+    restoreMaxTotalSize: RESTORE_MAX_TOTAL_SIZE
+  }
   try {
     const response = await fetch('config.json', { cache: 'no-store' })
     if (response.ok) Object.assign(config, await response.json())
@@ -15,9 +35,10 @@ async function loadConfig () {
   for (const key of ['endpoint', 'uploads']) {
     if (query.has(key)) config[key] = query.get(key) === 'off' ? null : query.get(key)
   }
-  for (const key of ['chunkSize', 'parallelMinSize', 'parallelUploads']) {
+  for (const key of ['chunkSize', 'parallelMinSize', 'parallelUploads', 'restoreMaxFileSize', 'restoreMaxTotalSize']) {
     if (query.has(key)) config[key] = Number(query.get(key))
   }
+  if (query.get('restore') === 'off') config.restore = false
   config.endpoint = new URL(config.endpoint, location.href).href
   return config
 }
@@ -134,6 +155,19 @@ async function download (event, url, name) {
   setTimeout(() => URL.revokeObjectURL(a.href), 60000)
 }
 
+// Golden Retriever brings back the files of the last visit (and tus-js-client their upload URLs), then on its own
+// waits for a click. Uploads that were under way go on by themselves, as they would have without the reload, unless
+// a file came back without its bytes (a ghost: the user chooses it again, then clicks), a token is due, or the user
+// had paused them all.
+function resumeRestored (uppy, config) {
+  const { currentUploads } = uppy.getState()
+  const files = uppy.getFiles()
+  const going = (file) => file.progress.uploadStarted && !file.progress.uploadComplete && !file.isPaused
+  const underWay = Object.keys(currentUploads).length > 0 && files.some(going)
+  if (!underWay || files.some((file) => file.isGhost) || (config.auth && !token())) return
+  uppy.emit('restore-confirmed') // what the status bar's button does: resume every restored upload
+}
+
 takeTokenFromFragment()
 const config = await loadConfig()
 const uppy = new Uppy({ debug: query.has('debug'), autoProceed: false })
@@ -154,6 +188,13 @@ const uppy = new Uppy({ debug: query.has('debug'), autoProceed: false })
     removeFingerprintOnSuccess: true,
     headers: () => authHeaders()
   })
+
+if (config.restore) {
+  uppy.use(GoldenRetriever, {
+    indexedDB: { maxFileSize: config.restoreMaxFileSize, maxTotalSize: config.restoreMaxTotalSize }
+  })
+  uppy.on('restored', () => resumeRestored(uppy, config))
+}
 
 // Large files go up as several partial uploads at once, joined by the server (tus concatenation).
 uppy.on('file-added', (file) => {

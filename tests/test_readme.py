@@ -57,6 +57,7 @@ RUN_BY = {
     ("Troubleshooting", "text", 0): "tests/e2e/test_readme_e2e.py",
     ("Hooks", "sh", 1): "tests/e2e/test_readme_e2e.py",
     ("Scale out", "sh", 0): "tests/e2e/test_readme_e2e.py",
+    ("Redis Sentinel", "sh", 0): "tests/reliability/test_sentinel.py",
     ("Examples", "sh", 0): "tests/e2e/test_readme_e2e.py",
     ("Quickstart", "sh", 0): "tests/e2e/test_readme_accounts.py",  # a copy of the sources, deps from the index
     ("S3 storage", "sh", 0): "tests/e2e/test_readme_accounts.py",  # moto; `pip install` offline, satisfied here
@@ -65,7 +66,6 @@ RUN_BY = {
 NOT_YET_RUN = {
     # Its first two lines are run by tests/e2e/test_readme_accounts.py (Azurite); the third needs Azure itself.
     ("Azure Blob storage", "sh", 0): "an Azure account (DefaultAzureCredential, ACCOUNT.blob.core.windows.net)",
-    ("Redis Sentinel", "sh", 0): "sentinels at fixed addresses (tests/reliability/test_sentinel.py uses the URL form)",
 }
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shlex
 import shutil
 import socket
 import time
@@ -251,6 +253,38 @@ def resume_until_complete_on(port: int, prefix: str, location: str, data: bytes)
         assert time.monotonic() < deadline, "the server still writes to the former master"
         resume_until_complete(location, data)
         time.sleep(0.05)  # a client's back-off between two looks at the upload
+
+
+# --- the README's line -------------------------------------------------------------------------------------------
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_sentinel_command() -> list[str]:
+    """README "Redis Sentinel"'s command, as words."""
+    section = README.read_text().split("\n### Redis Sentinel\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return shlex.split(block)
+
+
+def test_readme_sentinel_line_runs_with_this_machines_sentinels(cluster: SentinelCluster, tmp_path: Path) -> None:
+    """The README's line with its sentinels' addresses and master name replaced by the cluster's (its `...`: the
+    other flags): the server finds the master through the sentinels and records an upload there."""
+    command = readme_sentinel_command()
+    assert (command[:2], command[3:]) == (["tusserver", "--redis-url"], ["..."]), command
+    hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in cluster.sentinels)
+    url = re.sub(r"//[^/]+/mymaster/", f"//{hosts}/{SERVICE}/", command[2])
+    assert url == f"redis+sentinel://{hosts}/{SERVICE}/0"
+    prefix = f"readme-{uuid.uuid4().hex}:"
+    server = launch(tmp_path / "tusserver", "--redis-url", url, "--redis-prefix", prefix)
+    try:
+        server.wait_ready()
+        data = random.Random(22).randbytes(MiB + 3)
+        location = create_upload(server, len(data))
+        assert patch(location, 0, data).status_code == 204
+        assert recorded_offset(cluster.master_port(), prefix, location) == len(data)
+    finally:
+        server.stop()
 
 
 # --- failovers mid-upload ---------------------------------------------------------------------------------------

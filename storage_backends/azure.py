@@ -35,11 +35,12 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 
 from storage_backends import azure_join, azure_sweep
 from storage_backends._checkpoint import CheckpointClock
+from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
 from storage_backends._tasks import count_bytes
 from storage_backends.azure_auth import SourceSigner
 from storage_backends.azure_blocks import BlockWriter
-from storage_backends.azure_calls import BlockBuffers, Body, azure_errors, deadline, error_code
+from storage_backends.azure_calls import Body, azure_errors, deadline, error_code
 from storage_backends.azure_layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, Blob, TailHeader, block_id, block_size_for
 from storage_backends.azure_options import AzureOptions
 from storage_backends.azure_tails import BATCH, DOOMED, SMALL, TailKeeper
@@ -80,7 +81,7 @@ class AzureBlobStorage:
         self._tails = TailKeeper()
         self._blobs: dict[str, BlobClient] = {}  # by name, oldest first (`_blob`)
         # Kept for reuse: as many as one upload has in flight, and the one it fills.
-        self.buffers = BlockBuffers(keep=options.block_concurrency + 1)
+        self.buffers = BufferPool(options.block_concurrency + 1, Body.of_size, lambda body: body.size)
 
     async def open(self) -> None:
         """Connect, and fail with a clear message if the container does not exist or the credentials fail."""

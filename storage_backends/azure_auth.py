@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 from azure.storage.blob.aio import BlobClient, BlobServiceClient
 
@@ -110,6 +111,7 @@ class SourceSigner:
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
         self._delegation: tuple[UserDelegationKey, datetime] | None = None
+        self._fetching = anyio.Lock()  # a join copies blocks at once: they wait for one key, not fetch one each
 
     async def url(self, blob: BlobClient) -> str:
         """`blob`'s URL with a read SAS valid for `SAS_LIFETIME` (or the client's own SAS, which its URL holds)."""
@@ -133,8 +135,9 @@ class SourceSigner:
 
     async def _delegation_key(self, now: datetime) -> UserDelegationKey:
         """A user delegation key valid for at least another `SAS_LIFETIME`, fetched once every few hours."""
-        if self._delegation is None or self._delegation[1] < now + SAS_LIFETIME:
-            expiry = now + 4 * SAS_LIFETIME
-            key = await self.service.get_user_delegation_key(now - _CLOCK_SKEW, expiry)
-            self._delegation = (key, expiry)
-        return self._delegation[0]
+        async with self._fetching:
+            if self._delegation is None or self._delegation[1] < now + SAS_LIFETIME:
+                expiry = now + 4 * SAS_LIFETIME
+                key = await self.service.get_user_delegation_key(now - _CLOCK_SKEW, expiry)
+                self._delegation = (key, expiry)
+            return self._delegation[0]

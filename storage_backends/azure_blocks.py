@@ -1,9 +1,8 @@
 """The write side of an Azure append: the writer that cuts a request body into staged blocks (see
 `storage_backends.azure_layout` for the layout).
 
-Each block is filled in a buffer of its size, from the body's pieces or, where the body can (`base.ReadsInto`:
-tusserver's on uvicorn), read into it straight from the socket; the buffers are kept for the next blocks
-(`azure_calls.BlockBuffers`)."""
+Each block is filled in a buffer of its size (`_filling.Filler`: from the body's pieces, or read into it straight
+from the socket), kept for the next blocks once staged (`AzureBlobStorage.buffers`)."""
 
 from __future__ import annotations
 
@@ -14,9 +13,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from storage_backends._checkpoint import CheckpointClock
+from storage_backends._filling import Filler
 from storage_backends.azure_calls import Body
 from storage_backends.azure_layout import TOKEN_LENGTH, Blob, TailHeader, block_id
-from storage_backends.base import ReadsInto
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["BlockWriter"]
 
 
-class BlockWriter:
+class BlockWriter(Filler):
     """One append: fills block buffers from the body, stages each full one under an ID of this writer's own,
     and records progress through tails of its own."""
 
@@ -59,7 +58,7 @@ class BlockWriter:
             raise StorageError(f"the tail of {self.blob.key} holds fewer bytes than the recorded offset")
         self.before, self.first = header, header.count
         self.count = header.count
-        self._block()[:kept] = tail[:kept]
+        self._piece()[:kept] = tail[:kept]
         self.filled = kept
 
     async def _reserve_buffer(self) -> None:
@@ -69,48 +68,17 @@ class BlockWriter:
         self.reserved = await self.storage.budget.acquire(max(size, 1))
         self.buffer, self.filled = self.storage.buffers.take(size), 0
 
-    def _block(self) -> memoryview:
+    @property
+    def piece_size(self) -> int:
+        return self.blob.block_size
+
+    def _piece(self) -> memoryview:
         """The buffer of the block being filled, as a writable view (released before the buffer is sent)."""
         assert self.buffer is not None
         return self.buffer.getbuffer()
 
-    async def write(self, chunk: bytes) -> None:
-        """Take the body's next piece."""
-        view = memoryview(chunk)
-        while view:
-            with self._block() as block:
-                count = min(len(view), len(block) - self.filled)
-                block[self.filled : self.filled + count] = view[:count]
-            view = view[count:]
-            await self._filled(count)
-        await self._checkpoint_if_late()
-
-    async def fill(self, body: ReadsInto) -> None:
-        """Have the body read into the block buffers until it ends (or into the rest of a short last block)."""
-        while True:
-            with self._block() as block:
-                count = await body.read_into(block[self.filled : self.blob.block_size], until=self.clock.deadline)
-            if count == 0:
-                return
-            await self._filled(count)
-            self.raise_failure()
-            await self._checkpoint_if_late()
-
-    async def _filled(self, count: int) -> None:
-        """`count` more bytes are in the buffer: a full block goes to Azure, and progress is recorded when due."""
-        self.filled += count
-        self.position += count
-        self.new_bytes = self.new_bytes or count > 0
-        if self.filled == self.blob.block_size:
-            await self._stage_full_block()
-            if self.clock.due(self.position) and not self.checkpointing:
-                self._checkpoint_soon()
-
-    async def _checkpoint_if_late(self) -> None:
-        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline and not self.checkpointing:
-            await self.checkpoint()  # a slow body: at most a block's worth is waiting, not worth a task
-
-    async def _stage_full_block(self) -> None:
+    async def _piece_full(self) -> None:
+        """Stage the full block in the background (at most `block_concurrency` at once)."""
         await self.slots.acquire()
         data, reserved, index = self.buffer, self.reserved, self.count
         assert data is not None
@@ -132,9 +100,7 @@ class BlockWriter:
             self.tasks.cancel_scope.cancel()
         finally:
             # A call that failed or was cancelled may still have the buffer in an HTTP client's hands: not reused.
-            if staged:
-                self.storage.buffers.give_back(data)
-            else:
+            if not (staged and self.storage.buffers.give_back(data)):
                 data.free()
             self.storage.budget.release(reserved)
             self.slots.release()
@@ -165,7 +131,7 @@ class BlockWriter:
         self.checkpointing = True
         try:
             await self._drain()
-            with self._block() as block:
+            with self._piece() as block:
                 blob = await self._write_tail(self.count, block[: self.filled])
             await self._record(blob, self.position)
             self.clock.passed(self.position)
@@ -198,7 +164,7 @@ class BlockWriter:
         """Once every block has answered: the upload (with this writer's last tail) and its length."""
         if not self.new_bytes:
             return self.recorded
-        with self._block() as block:
+        with self._piece() as block:
             return await self._write_tail(self.count, block[: self.filled]), self.position
 
     async def _write_tail(self, count: int, rest: bytes | memoryview) -> Blob:
@@ -216,6 +182,6 @@ class BlockWriter:
     def release(self) -> None:
         self.storage.budget.release(self.reserved)
         self.reserved = 0
-        if self.buffer is not None:
-            self.storage.buffers.give_back(self.buffer)
-            self.buffer = None
+        if self.buffer is not None and not self.storage.buffers.give_back(self.buffer):
+            self.buffer.free()
+        self.buffer = None

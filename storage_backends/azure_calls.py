@@ -17,7 +17,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MIN_COPY_RATE",
     "MIN_SEND_RATE",
-    "BlockBuffers",
     "Body",
     "azure_errors",
     "deadline",
@@ -84,6 +83,12 @@ class Body(io.BytesIO):
     the SDK rewinds it to retry (a 503 ServerBusy): `close` keeps it, `free` releases it.
     """
 
+    @classmethod
+    def of_size(cls, size: int) -> Body:
+        """A buffer of `size` bytes to fill in place: bytes(size) is calloc'd, and a BytesIO of it owns it (no other
+        reference), so getbuffer() writes into it where BytesIO.write would grow a buffer of its own."""
+        return cls(bytes(size))
+
     @property
     def size(self) -> int:
         """The buffer's size (not the position)."""
@@ -95,34 +100,3 @@ class Body(io.BytesIO):
     def free(self) -> None:
         """Release the buffer."""
         super().close()
-
-
-class BlockBuffers:
-    """Block buffers (a `Body` of a block's size each) kept for the next blocks, at most `keep` of them.
-
-    A new buffer of a block's size is mapped afresh by glibc (it is above the mmap threshold, `serving/_malloc`)
-    and faults in page by page as it is first filled: 2,048 faults for 8 MiB, a tenth of what receiving the
-    block costs. A kept one is filled without any.
-    """
-
-    def __init__(self, keep: int) -> None:
-        self._keep = keep
-        self._free: list[Body] = []
-
-    def take(self, size: int) -> Body:
-        """A buffer of exactly `size` bytes (their values undefined), positioned at its start."""
-        for index, body in enumerate(self._free):
-            if body.size == size:
-                del self._free[index]
-                body.seek(0)
-                return body
-        # bytes(size) is calloc'd, and a BytesIO of it owns it (no other reference): getbuffer() then writes
-        # into it in place, where BytesIO.write would grow a buffer of its own.
-        return Body(bytes(size))
-
-    def give_back(self, body: Body) -> None:
-        """Keep `body` for `take`, or free it when `keep` buffers are kept already."""
-        if len(self._free) < self._keep:
-            self._free.append(body)
-        else:
-            body.free()

@@ -1,5 +1,7 @@
 """The write side of an S3 append: a part buffer sent without copies, and the writer that fills
-parts from a request body (see `storage_backends.s3` for the layout)."""
+parts from a request body (see `storage_backends.s3` for the layout), in buffers of a part's size
+(`_filling.Filler`: from the body's pieces, or read into them straight from the socket), kept for the
+next parts once uploaded (`S3Storage.buffers`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from storage_backends._checkpoint import CheckpointClock
+from storage_backends._filling import Filler
 from storage_backends.errors import StorageError
 from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, tail_key, tail_prefix
 
@@ -33,7 +36,7 @@ class BufferReader(io.RawIOBase):
     rewind it for a retry.
     """
 
-    def __init__(self, data: bytes | bytearray) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         super().__init__()
         self._view = memoryview(data)
         self._position = 0
@@ -66,7 +69,7 @@ class BufferReader(io.RawIOBase):
         return self._position
 
 
-class PartWriter:
+class PartWriter(Filler):
     """One append: fills part buffers from the body, uploads each full one under a part number it
     reserved, and records progress through tails of its own (see `storage_backends.s3_layout`)."""
 
@@ -77,7 +80,8 @@ class PartWriter:
         self.next_part = self.reserved_until = upload.next_part or 1
         self.recorded = (upload, offset)  # what the record holds: the tail that has every byte to here
         self.token = secrets.token_hex(6)
-        self.buffer = bytearray()
+        self.buffer = bytearray()  # the part being filled (`_reserve_buffer`), its first `filled` bytes
+        self.filled = 0
         self.reserved = 0
         self.tasks: TaskGroup | None = None
         self.slots = anyio.Semaphore(storage.options.part_concurrency)
@@ -98,7 +102,8 @@ class PartWriter:
         if not 0 <= kept <= len(tail):
             raise StorageError(f"the tail of {self.upload.key} holds fewer bytes than the recorded offset")
         self.parts = list(header.parts)
-        self.buffer += tail[:kept]
+        self.buffer[:kept] = tail[:kept]
+        self.filled = kept
         if self.upload.next_part is None:  # a record from before reservations: parts numbered 1, 2, ...
             self.next_part = self.reserved_until = len(self.parts) + 1
 
@@ -107,23 +112,17 @@ class PartWriter:
         if self.upload.length is not None:
             size = min(size, self.upload.length - self.part_start)
         self.reserved = await self.storage.budget.acquire(max(size, 1))
+        self.buffer, self.filled = self.storage.buffers.take(size), 0
 
-    async def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            take = self.upload.part_size - len(self.buffer)
-            self.buffer += view[:take]
-            self.position += min(take, len(view))
-            self.new_bytes = True
-            view = view[take:]
-            if len(self.buffer) == self.upload.part_size:
-                await self._send_full_part()
-                if self.clock.due(self.position) and not self.checkpointing:
-                    self._checkpoint_soon()
-        if self.clock.deadline is not None and anyio.current_time() >= self.clock.deadline and not self.checkpointing:
-            await self.checkpoint()  # a slow body: at most a part's worth is waiting, not worth a task
+    @property
+    def piece_size(self) -> int:
+        return self.upload.part_size
 
-    async def _send_full_part(self) -> None:
+    def _piece(self) -> memoryview:
+        return memoryview(self.buffer)
+
+    async def _piece_full(self) -> None:
+        """Upload the full part in the background (at most `part_concurrency` at once), under a reserved number."""
         if self.next_part >= self.reserved_until:
             await self._reserve_numbers()
         await self.slots.acquire()
@@ -166,6 +165,8 @@ class PartWriter:
     async def _upload(self, index: int, number: int, data: bytearray, reserved: int) -> None:
         try:
             self.parts[index] = (number, await self.storage.upload_part(self.upload, number, data))
+            # Only then kept: a call that failed or was cancelled may still have it in an HTTP client's hands.
+            self.storage.buffers.give_back(data)
         except StorageError as exc:
             self.failure = self.failure or exc
             assert self.tasks is not None
@@ -194,7 +195,7 @@ class PartWriter:
         self.checkpointing = True
         try:
             await self._drain()
-            await self._record(await self._write_tail(len(self.parts), self.buffer), self.position)
+            await self._record(await self._write_tail(len(self.parts), self._rest()), self.position)
             self.clock.passed(self.position)
             self.new_bytes = False
         finally:
@@ -225,10 +226,14 @@ class PartWriter:
         """Once every part upload has answered: the upload (with this writer's last tail) and its length."""
         if not self.new_bytes:
             return self.recorded
-        upload = await self._write_tail(len(self.parts), self.buffer)
+        upload = await self._write_tail(len(self.parts), self._rest())
         return replace(upload, next_part=self.next_part), self.position  # done: numbers it did not use are free
 
-    async def _write_tail(self, count: int, rest: bytes | bytearray) -> Upload:
+    def _rest(self) -> memoryview:
+        """The bytes of the part being filled."""
+        return memoryview(self.buffer)[: self.filled]
+
+    async def _write_tail(self, count: int, rest: bytes | memoryview) -> Upload:
         """A new tail of this writer's: the first `count` full parts, then the bytes `rest` of the next."""
         name = tail_key(self.upload.key, count + 1, f"{self.token}{count * self.upload.part_size + len(rest):x}")
         await self.storage.put(name, TailHeader(tuple(self.parts[:count])).encode() + rest)
@@ -237,3 +242,6 @@ class PartWriter:
     def release(self) -> None:
         self.storage.budget.release(self.reserved)
         self.reserved = 0
+        if self.buffer:
+            self.storage.buffers.give_back(self.buffer)
+            self.buffer = bytearray()

@@ -9,6 +9,7 @@ version, which Azurite does not know yet. Blobs live in memory: nothing outlives
 from __future__ import annotations
 
 import shutil
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,9 +52,43 @@ class Azurite(ServerProcess):
         self._spawn(command, lambda: _answers(f"{self.account_url}?comp=list"), timeout=30)
 
 
-def _answers(url: str) -> bool:
+@dataclass
+class OAuthAzurite(Azurite):
+    """An Azurite that also takes Entra ID bearer tokens (`--oauth basic`, which needs HTTPS: `--cert`/`--key`,
+    e.g. tests/tls.py's self-signed certificate). It checks a token's issuer (https://sts.windows.net/... and a
+    few other clouds' prefixes), audience (https://storage.azure.com, https://ACCOUNT.blob.core.windows.net, ...)
+    and lifetime (nbf, exp, iat must be there), not its signature nor any role; Get User Delegation Key takes
+    the token's `oid` and `tid`, and user delegation SAS signatures are checked. The access log stays on (no
+    `--silent`): tests read which requests Azurite got, SAS query strings included, in `log_path`."""
+
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def connection_string(self) -> str:
+        return super().connection_string.replace("DefaultEndpointsProtocol=http;", "DefaultEndpointsProtocol=https;")
+
+    def start(self) -> None:
+        node = shutil.which("node")
+        assert node, "node is not installed (Node 20 or newer)"
+        assert AZURITE.exists(), f"{AZURITE} is missing (cd tests/azurite && npm ci; .ci/test does it)"
+        assert self.cert is not None, "OAuthAzurite needs a certificate"
+        assert self.key is not None, "OAuthAzurite needs the certificate's key"
+        self.port = self.port or free_ports(1)[0]
+        command = [node, str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--inMemoryPersistence",
+                   "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--oauth", "basic",
+                   "--cert", str(self.cert), "--key", str(self.key)]  # fmt: skip
+        context = ssl.create_default_context(cafile=str(self.cert))
+        self._spawn(command, lambda: _answers(f"{self.account_url}?comp=list", context), timeout=30)
+
+
+def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1):
+        with urllib.request.urlopen(url, timeout=1, context=context):
             return True
     except urllib.error.HTTPError:
         return True  # 403: up, and refusing an unsigned request

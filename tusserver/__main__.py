@@ -1,5 +1,5 @@
 """`python -m tusserver`."""
 
-from tusserver.serving.cli import main
+from tusserver.commands import main
 
 main()

@@ -21,6 +21,8 @@ def test_client_bench_runs_every_client_and_verifies_every_upload(tmp_path: Path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = json.loads(report.read_text())["runs"]
     assert sorted((run["workload"], run["client"], run["parallel"]) for run in runs) == [
+        ("C1", "raw-patches", 1),
+        ("C1", "raw-patches-digest", 1),
         ("C1", "tus-js-client", 1),
         ("C1", "tuspy", 1),
         ("C1", "tusserver-client", 1),

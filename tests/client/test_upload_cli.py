@@ -249,7 +249,7 @@ def test_the_progress_line_shows_on_a_terminal(tus_server: ServerProcess, store:
 
 
 def test_without_the_client_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
-    hide_httpx = "import sys; sys.modules['httpx'] = None; from tusserver.serving.cli import main; main(sys.argv[1:])"
+    hide_httpx = "import sys; sys.modules['httpx'] = None; from tusserver.commands import main; main(sys.argv[1:])"
     done = subprocess.run(
         [sys.executable, "-c", hide_httpx, "upload", "x.bin", "http://127.0.0.1:1/files/"],
         capture_output=True, text=True, timeout=30, env=clean_environ(), cwd=tmp_path, check=False,

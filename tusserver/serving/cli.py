@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from storage_backends.errors import StorageError
 from tusserver.app import create_app
+from tusserver.commands import CLIENT_COMMANDS, run_client
 from tusserver.context import TusContext
 from tusserver.coordination.auth.setup import build_authenticator
 from tusserver.coordination.cleanup import remove_expired, remove_orphans
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 COMMANDS = ("serve", "cleanup")
-CLIENT_COMMANDS = ("upload", "download")  # the tus client (tusserver.client), in the `client` extra
 _SIZE = re.compile(r"([0-9]+)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`tusserver [serve] [flags]` runs the server; `tusserver cleanup [flags]` removes expired uploads once."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in CLIENT_COMMANDS:
-        raise SystemExit(_client(args))
+        raise SystemExit(run_client(args))
     command = args.pop(0) if args and args[0] in COMMANDS else "serve"
     settings = parse_args(args, dict(os.environ), command)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -410,16 +410,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(exc.code, str):
             raise SystemExit(with_install_commands(exc.code)) from None
         raise
-
-
-def _client(args: list[str]) -> int:
-    """`tusserver upload|download ...`, imported only then: the server runs without the client's httpx."""
-    try:
-        from tusserver.client.cli import main as client_main  # noqa: PLC0415
-    except ImportError as exc:
-        print(f"tusserver: {with_install_commands(str(exc))}", file=sys.stderr)  # the missing extra, in one line
-        return 2
-    return client_main(args)
 
 
 async def _cleanup(settings: Settings) -> tuple[list[str], list[str]]:

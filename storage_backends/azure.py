@@ -226,7 +226,7 @@ class AzureBlobStorage:
             BlobNotFoundError: there is no such tail (the upload was finished or deleted).
             StorageError: the blob is not a tail.
         """
-        data = self._tails.recall(blob.tail_name) or await self.get(blob.tail_name)
+        data = blob.inline or self._tails.recall(blob.tail_name) or await self.get(blob.tail_name)
         try:
             header, start = TailHeader.decode(data)
         except ValueError:
@@ -342,7 +342,9 @@ class AzureBlobStorage:
         """Delete the tail blob `old` named, once the record names another (or none): in the background of the
         next append, unless many wait (`azure_tails`)."""
         previous, current = Blob.of(old), Blob.of(new)
-        if previous.tail is not None and previous.tail != current.tail and self._tails.doom(previous.tail_name):
+        if previous.tail is None or previous.inline is not None or previous.tail == current.tail:
+            return  # nothing in Azure to delete
+        if self._tails.doom(previous.tail_name):
             await self._delete_doomed()
 
     async def _delete_doomed(self, at_least: int = 1) -> None:

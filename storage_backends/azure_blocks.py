@@ -15,7 +15,7 @@ from anyio.abc import TaskGroup
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import Filler
 from storage_backends.azure_calls import Body
-from storage_backends.azure_layout import TOKEN_LENGTH, Blob, TailHeader, block_id
+from storage_backends.azure_layout import INLINE_MAX, TOKEN_LENGTH, Blob, TailHeader, block_id
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ class BlockWriter(Filler):
 
     async def load_tail(self) -> None:
         """Start from the recorded tail: the blocks before it, and its bytes up to `position` (leaving out any
-        unacknowledged rest). The tail is read even at offset 0: it is what says the upload still exists."""
+        unacknowledged rest). The tail is read even at offset 0: it is what says the upload still exists (an inline
+        one is in the record itself)."""
         if self.blob.tail is None:
             raise BlobNotFoundError(f"{self.blob.key} is finished")
         await self._reserve_buffer()
@@ -172,7 +173,10 @@ class BlockWriter(Filler):
         header = self.before.extended(self.token, count - self.first)
         position = count * self.blob.block_size + len(rest)
         name = self.blob.tail_key(count, self.token, position)
-        with Body(header.encode()) as body:  # the header, then the rest: one copy of the rest, not two
+        encoded = header.encode()
+        if not rest and len(encoded) <= INLINE_MAX:  # no bytes to keep in Azure: the record carries it
+            return self.blob.with_tail(name, inline=encoded)
+        with Body(encoded) as body:  # the header, then the rest: one copy of the rest, not two
             body.seek(0, 2)
             body.write(rest)
             await self.storage.put(name, body)

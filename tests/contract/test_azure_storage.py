@@ -110,6 +110,34 @@ async def test_the_tails_of_every_patch_are_gone_once_the_upload_is_finished(
 
 
 @pytest.mark.anyio
+async def test_a_patch_ending_on_a_block_boundary_leaves_its_tail_in_the_record(azure: AzureBlobStorage) -> None:
+    """No tail blob for a tail without bytes: its header is in the reference the record keeps."""
+    data = os.urandom(3 * BLOCK + 5)
+    created = await azure.create("up", length=len(data))
+    ref = (await azure.append(created, 0, chunks(data[: 2 * BLOCK]))).ref
+    assert Blob.of(ref).inline is not None
+    assert await azure.stored_length(ref) == 2 * BLOCK
+    assert await azure.names(azure.options.prefix) == [Blob.of(created).tail_name]  # the creation's tail only
+    ref = (await azure.append(ref, 2 * BLOCK, chunks(data[2 * BLOCK :]))).ref
+    assert Blob.of(ref).inline is None  # 5 bytes past the blocks: a tail blob again
+    ref = await azure.complete(ref, len(data))
+    assert await contents(azure, ref) == data
+
+
+@pytest.mark.anyio
+async def test_a_completion_the_record_missed_is_done_again_from_an_inline_tail(azure: AzureBlobStorage) -> None:
+    """A crash between the commit and the record: the record still names an inline tail, whose blocks are committed
+    now. The client sends the rest again; staged anew and committed again, the blob is the same bytes."""
+    data = os.urandom(3 * BLOCK + 5)
+    recorded = (await azure.append(await azure.create("up", length=len(data)), 0, chunks(data[: 2 * BLOCK]))).ref
+    finished = await azure.complete((await azure.append(recorded, 2 * BLOCK, chunks(data[2 * BLOCK :]))).ref, len(data))
+    assert await contents(azure, finished) == data
+    again = await azure.append(recorded, 2 * BLOCK, chunks(data[2 * BLOCK :]))  # from what the record says
+    assert again.length == len(data)
+    assert await contents(azure, await azure.complete(again.ref, len(data))) == data
+
+
+@pytest.mark.anyio
 async def test_block_ids_have_one_width_and_sort_in_byte_order(azure: AzureBlobStorage, azurite: Azurite) -> None:
     ref = await azure.create("up", length=None)
     ref = (await azure.append(ref, 0, chunks(os.urandom(12 * BLOCK)))).ref

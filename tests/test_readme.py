@@ -58,15 +58,14 @@ RUN_BY = {
     ("Hooks", "sh", 1): "tests/e2e/test_readme_e2e.py",
     ("Scale out", "sh", 0): "tests/e2e/test_readme_e2e.py",
     ("Redis Sentinel", "sh", 0): "tests/reliability/test_sentinel.py",
+    # Its first two lines on Azurite; the third (DefaultAzureCredential) by tests/e2e/test_azure_entra.py.
+    ("Azure Blob storage", "sh", 0): "tests/e2e/test_readme_accounts.py",
     ("Examples", "sh", 0): "tests/e2e/test_readme_e2e.py",
     ("Quickstart", "sh", 0): "tests/e2e/test_readme_accounts.py",  # a copy of the sources, deps from the index
     ("S3 storage", "sh", 0): "tests/e2e/test_readme_accounts.py",  # moto; `pip install` offline, satisfied here
 }
 # Not run as written (issue 23 item 9): what each needs.
-NOT_YET_RUN = {
-    # Its first two lines are run by tests/e2e/test_readme_accounts.py (Azurite); the third needs Azure itself.
-    ("Azure Blob storage", "sh", 0): "an Azure account (DefaultAzureCredential, ACCOUNT.blob.core.windows.net)",
-}
+NOT_YET_RUN: dict[tuple[str, str, int], str] = {}
 
 
 def fenced_blocks() -> list[tuple[str, str, int, str]]:

@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import threading
 import time
 import uuid
@@ -190,6 +191,40 @@ def test_upload_with_default_azure_credential_is_byte_exact(
     with secured.key_client() as service:
         stored = service.get_blob_client(CONTAINER, prefix + upload_id(location)).download_blob().readall()
     assert stored == data
+    check_tokens_came_from(identity)
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_account_url_words() -> list[str]:
+    """The README's "Azure Blob storage" line that runs on an account URL alone (DefaultAzureCredential)."""
+    section = README.read_text().split("\n## Azure Blob storage\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    (line,) = [line for line in block.splitlines() if "--azure-account-url" in line]
+    return shlex.split(line)
+
+
+@pytest.mark.parametrize("asgi_server", ["uvicorn"])
+def test_readme_account_url_line_runs_on_default_azure_credential(
+    start_server: StartServer, secured: Secured, identity: IdentityEndpoint
+) -> None:
+    """The README's line, its placeholder account URL replaced by this Azurite's (the container is its `uploads`)."""
+    words = readme_account_url_words()
+    assert words[:2] == ["tusserver", "--storage"], words
+    account_url = secured.azurite.account_url
+    arguments = [account_url if word == "https://ACCOUNT.blob.core.windows.net" else word for word in words[1:]]
+    assert account_url in arguments, words
+    assert arguments[-2:] == ["--azure-container", "uploads"], words
+    with secured.key_client() as service:
+        if not service.get_container_client("uploads").exists():
+            service.create_container("uploads")
+    server = start_server(*arguments)
+    data = os.urandom(MiB + 9)
+    location = create_upload(server, len(data))
+    assert patch(location, 0, data).status_code == 204
+    with secured.key_client() as service:
+        assert service.get_blob_client("uploads", upload_id(location)).download_blob().readall() == data
     check_tokens_came_from(identity)
 
 

@@ -140,7 +140,7 @@ def test_s3_block_s3_compatible_line(moto_s3: MotoS3, readme_bucket: str, tmp_pa
 
 def test_azure_block_connection_string_line(azurite: Azurite, tmp_path: Path) -> None:
     """The first two lines of the block; the third (`--azure-account-url https://ACCOUNT.blob.core.windows.net`,
-    with DefaultAzureCredential) needs an Azure account, so tests/test_readme.py lists the block as not run."""
+    with DefaultAzureCredential) is run by tests/e2e/test_azure_entra.py, on Azurite's OAuth mode."""
     install, connection_string_line, account_url_line = (
         blocks(section("Azure Blob storage"), "sh")[0].strip().splitlines()
     )

@@ -95,10 +95,10 @@ def test_node_example_uploads_in_parallel_parts(server: ServerProcess, tmp_path:
 
 def test_tuspy_example_resumes_across_runs(server: ServerProcess, tmp_path: Path) -> None:
     source = random_file(tmp_path / "big.bin", 24 * MiB)
-    # Through a proxy that paces the body (about 1 s for the file): on loopback the upload could otherwise end
-    # before the Ctrl-C reaches it (seen in CI). The second run goes at full speed.
+    # Through a proxy that paces the body (about 3 s for the file): on loopback the upload could otherwise end
+    # before the Ctrl-C reaches it (seen in CI, also at 1 s for the file). The second run goes at full speed.
     with TusProxy(("127.0.0.1", server.port)) as proxy:
-        proxy.throttle(24 * MiB)
+        proxy.throttle(8 * MiB)
         command = [sys.executable, str(EXAMPLES / "tuspy_resume.py"), str(source), proxy.origin + server.base_path]
         first = interrupted(command, tmp_path)
         proxy.throttle(None)

@@ -89,7 +89,9 @@ async def _check_redis(url: str, prefix: str) -> None:
     """PING, then a write: a Redis that answers but refuses writes (a read-only replica reached directly,
     `min-replicas-to-write` unmet, MISCONF after a failed save, an ACL user without write access to the
     prefix) would otherwise let the server start and fail every upload with 503."""
-    try:
+    try:  # redis itself too: redis_client may have been imported before redis went missing
+        import redis.exceptions  # noqa: F401, PLC0415
+
         from tusserver.coordination.redis_client import redis_client  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--redis-url needs the redis package: pip install 'tusserver[redis]'") from None

@@ -1,6 +1,7 @@
 """Shared fixtures: every async test runs on asyncio through anyio's pytest plugin; a real Redis; real S3 servers;
 Azurite for Azure Blob."""
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,15 @@ from storage_backends.s3 import S3Options, S3Storage
 from tests.azure_server import Azurite, create_container
 from tests.redis_server import RedisServer
 from tests.s3_server import MotoS3, SeaweedS3, aws_environment, create_bucket
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests press Ctrl-C on the commands they start (SIGINT). A run started in the background by a shell without
+    job control inherits SIGINT ignored, and so would every child: a Python one then never sees Ctrl-C. The
+    default handler here gives children the default disposition back (a handler, unlike "ignored", is reset at
+    exec)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -40,8 +40,16 @@ def run(command: Sequence[str], cwd: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
+# Runs the command with SIGINT at its default, whatever this process inherited or was left with (a process that
+# starts with SIGINT ignored passes that on, and a Python child then never sees Ctrl-C; seen in the full suite).
+WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def interrupted(command: Sequence[str], cwd: Path) -> list[str]:
     """Run `command` and press Ctrl-C (SIGINT) once it reports progress past 0 bytes; its output."""
+    command = [sys.executable, "-c", WITH_DEFAULT_SIGINT, *command]
     with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
         lines = []

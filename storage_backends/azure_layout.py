@@ -23,6 +23,7 @@ for about a week (`UNCOMMITTED_LIFETIME`), which bounds how long an unfinished u
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass, replace
 
 from storage_backends import pieces
@@ -130,6 +131,20 @@ class TailHeader:
             return cls(tuple((str(token), int(count)) for token, count in decoded["runs"])), start
         except (ValueError, KeyError, TypeError):
             raise ValueError("not a tail object") from None
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def of_inline(data: bytes) -> TailHeader:
+        """The header of an inline tail (`Blob.inline`), decoded once: a chunked upload's next PATCH finds the one
+        its last PATCH wrote (one run per PATCH, so decoding costs more with every PATCH).
+
+        Raises:
+            ValueError: `data` is not a tail header alone.
+        """
+        header, start = TailHeader.decode(data)
+        if start != len(data):
+            raise ValueError("not an inline tail")
+        return header
 
 
 @dataclass(frozen=True)

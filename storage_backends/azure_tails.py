@@ -47,6 +47,10 @@ class TailKeeper:
         self._doomed.append(name)
         return len(self._doomed) >= DOOMED
 
+    def doomed(self) -> int:
+        """How many tails wait to be deleted."""
+        return len(self._doomed)
+
     def take_doomed(self, at_least: int = 1) -> list[str]:
         """The tails to delete, if `at_least` of them wait (else none)."""
         if len(self._doomed) < at_least:

@@ -130,7 +130,7 @@ class LocalStorage:
         """The descriptor to write at `offset` (positioned there, flocked) and the reference that holds it."""
         start, path = self._files(ref)[-1]
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # readable: a hashed body is hashed from the file
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"no data file for {ref.key}") from exc
         if not _try_flock(fd):  # a writer (one whose lock lapsed) still has it: leave it its file
@@ -162,7 +162,7 @@ class LocalStorage:
         directory = self._path(ref.key) + SEGMENTS
         try:
             os.makedirs(directory, exist_ok=True)
-            fd = os.open(f"{directory}{os.sep}{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = os.open(f"{directory}{os.sep}{name}", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise _storage_error(f"cannot create a segment of {ref.key}", exc) from exc
         _try_flock(fd)

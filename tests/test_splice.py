@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio  # noqa: TID251  # a loop callback outside any task, as uvicorn calls connection_lost
 import contextvars
 import errno
+import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -26,8 +27,9 @@ from pathlib import Path
 import anyio
 import pytest
 import uvicorn
+import xxhash
 from anyio.abc import SocketStream
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.protocol.rules import BodyEnd
@@ -65,6 +67,7 @@ class SplicingApp:
         self.limit = limit
         self.read_timeout = read_timeout
         self.outcomes: list[Outcome] = []
+        self.tapped: list[bool] = []  # whether each body's tap hashed exactly the bytes stored
         self.readers: list[BodyReader] = []
         self.waiting = anyio.Event()  # set when a request's first splice step is about to wait for bytes
         self.done = anyio.Event()
@@ -79,8 +82,10 @@ class SplicingApp:
             read_into=read_into_of(scope),
         )
         self.readers.append(reader)
+        hasher = hashlib.sha256()  # on a worker thread: the path of the slow algorithms
+        reader.tap(hasher, offload=True)
         path = Path("/dev/full") if scope["path"] == "/full" else self.directory / str(len(self.readers))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)  # readable: the tap hashes spliced bytes
         spliced, error = 0, None
         try:
             if self.way == "splice":
@@ -95,6 +100,7 @@ class SplicingApp:
             os.close(fd)
         stored = b"" if path.name == "full" else path.read_bytes()
         self.outcomes.append(Outcome(spliced, stored, reader.end, error))
+        self.tapped.append(hasher.digest() == hashlib.sha256(stored).digest())
         await send({"type": "http.response.start", "status": 500 if error else 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         self.done.set()
@@ -135,7 +141,7 @@ def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @asynccontextmanager
-async def serving(app: SplicingApp) -> AsyncIterator[int]:
+async def serving(app: ASGIApp) -> AsyncIterator[int]:
     """A uvicorn server with PieceProtocol running `app` on a free port of 127.0.0.1."""
     config = uvicorn.Config(app=app, http=PieceProtocol, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
@@ -200,6 +206,48 @@ async def test_a_large_body_moves_through_the_kernel_and_the_connection_stays_op
         assert response.startswith(b"HTTP/1.1 204 ")
     assert app.outcomes[0] == Outcome(BIG, body, BodyEnd.COMPLETE, None)
     assert app.outcomes[1] == Outcome(0, b"abc", BodyEnd.COMPLETE, None)  # small bodies are not offered splicing
+    assert app.tapped == [True, True]
+
+
+async def test_a_tapped_body_is_still_spliced_and_hashed_as_stored(tmp_path: Path) -> None:
+    """A body whose bytes must be hashed (a declared digest, an Upload-Checksum) keeps the kernel's path: what a
+    splice moved is hashed from the file, what read_into read from the buffer, in order, across several calls
+    (`most` cuts the splice as a checkpoint does), and with a second tap hashed on the event loop."""
+    body = os.urandom(BIG)
+    fd = os.open(tmp_path / "file", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        first, second = hashlib.sha256(), xxhash.xxh3_128()
+        outcome: dict[str, int] = {}
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            reader = BodyReader(
+                receive, limit=None, read_timeout=30.0, splice=splice_of(scope), read_into=read_into_of(scope)
+            )
+            reader.tap(first, offload=True)
+            reader.tap(second, offload=False)
+            if SplicingApp.way == "splice":
+                while moved := await reader.splice_into(fd, 0, lambda _position, _size: None, most=SPLICE_MIN + 7):
+                    outcome["calls"] = outcome.get("calls", 0) + 1
+                    outcome["moved"] = outcome.get("moved", 0) + moved
+            else:
+                buffer = memoryview(bytearray(SPLICE_MIN + 7))
+                while count := await reader.read_into(buffer):
+                    os.write(fd, buffer[:count])
+                    outcome["calls"] = outcome.get("calls", 0) + 1
+                    outcome["moved"] = outcome.get("moved", 0) + count
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async with serving(app) as port, await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(head(BIG) + body)
+            [response] = await read_responses(stream, 1)
+    finally:
+        os.close(fd)
+    assert response.startswith(b"HTTP/1.1 204 ")
+    assert outcome == {"calls": 4, "moved": BIG}  # every byte came the fast way, in several calls
+    assert (tmp_path / "file").read_bytes() == body
+    assert first.digest() == hashlib.sha256(body).digest()
+    assert second.digest() == xxhash.xxh3_128(body).digest()
 
 
 async def test_requests_sent_right_after_spliced_bodies_are_parsed_from_their_first_byte(tmp_path: Path) -> None:
@@ -247,6 +295,7 @@ async def test_a_client_that_leaves_mid_body_keeps_every_byte_it_sent(tmp_path: 
             await send_once_splicing(app, stream, sent)
         await app.done.wait()
     assert app.outcomes == [Outcome(len(sent), sent, BodyEnd.DISCONNECTED, None)]
+    assert app.tapped == [True]
 
 
 async def test_a_body_past_the_limit_stops_there_and_the_connection_closes(tmp_path: Path) -> None:

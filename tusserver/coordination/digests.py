@@ -29,7 +29,7 @@ class RunningDigest:
         self.upload_id, self.created_at, self.algorithm = info.id, info.created_at, algorithm
         self.hasher, self.offset = hasher, offset
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         self.hasher.update(data)
         self.offset += len(data)
 

@@ -8,7 +8,7 @@ loses at most that much of it; bytes that must first pass a checksum are recorde
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -26,7 +26,7 @@ from tusserver.coordination.hooks.requests import about
 from tusserver.coordination.locking import Lease
 from tusserver.coordination.state.outbox import OutboxEvent
 from tusserver.pipeline import finals, hooks, verdicts
-from tusserver.pipeline.body import BodyReader, digesting, read_into_of, splice_of
+from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.pipeline.wholefile import WholeFileHash
 from tusserver.protocol import rules
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, Hasher, new_hasher
@@ -119,12 +119,14 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
     )
     lease.on_release_request(body.stop)
     hasher = new_hasher(append.checksum.algorithm) if append.checksum else None
-    chunks = body if hasher is None else digesting(body, hasher, offload=hasher_is_slow(append.checksum))
+    if hasher is not None:
+        body.tap(hasher, offload=hasher_is_slow(append.checksum))
     journal = Journal(tus, append, lease)
     whole = WholeFileHash(tus, append.info)
+    whole.tap(body)
     metrics.Live.uploads += 1
     try:
-        return await _receive(journal, body, whole.feeding(chunks), hasher, whole, hooks.outgoing(tus, request))
+        return await _receive(journal, body, hasher, whole, hooks.outgoing(tus, request))
     finally:
         metrics.Live.uploads -= 1
         metrics.BYTES_RECEIVED.inc(body.received)
@@ -135,7 +137,6 @@ async def receive(tus: TusContext, request: Request, append: Append, lease: Leas
 async def _receive(
     journal: Journal,
     body: BodyReader,
-    chunks: AsyncIterable[bytes],
     hasher: Hasher | None,
     whole: WholeFileHash,
     queue: hooks.Outgoing,
@@ -146,7 +147,7 @@ async def _receive(
     try:
         with progress.watching():
             stored = await tus.storage.append(
-                append.info.storage, append.info.offset, chunks, size=append.size, checkpoints=journal.checkpoints()
+                append.info.storage, append.info.offset, body, size=append.size, checkpoints=journal.checkpoints()
             )
     except NoSpaceError as exc:  # keep what was written before the disk filled up, if it can be checked
         if exc.stored is None or hasher is not None:

@@ -13,6 +13,8 @@ buffers (`BodyReader.read_into`), with the same limit, timeouts and ends.
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import cast
 
@@ -26,6 +28,7 @@ from tusserver.protocol.rules import BodyEnd
 __all__ = ["SPLICE_EXTENSION", "BodyReader", "ReadInto", "Splice", "digesting", "read_into_of", "splice_of"]
 
 _OFFLOAD_MIN = 64 * 1024
+_HASH_WINDOW = 8 * 1024 * 1024  # bytes of a file mapped at once to hash what a splice moved into it
 SPLICE_EXTENSION = "tusserver.splice"
 SPLICE_STEP = 1024 * 1024  # bytes per step: each step may wait, and is timed, as one body piece is
 
@@ -87,8 +90,20 @@ class BodyReader:
         self._min_rate = min_rate
         self._allowance = read_timeout  # seconds the next wait may take (stays read_timeout without min_rate)
         self._waiting: anyio.CancelScope | None = None
+        self._taps: list[tuple[Hasher, bool]] = []
         self.received = 0
         self.end: BodyEnd | None = None
+
+    def tap(self, hasher: Hasher, *, offload: bool) -> None:
+        """Feed `hasher` every byte this body hands on, whichever way: its chunks, what `read_into` reads, and
+        what `splice_into` moves, hashed from the page cache once the kernel has moved it (the splice is kept:
+        a declared digest or checksum no longer sends the body through Python). With `offload`, large pieces are
+        hashed on a worker thread (see `digesting`)."""
+        self._taps.append((hasher, offload))
+
+    async def _feed(self, data: bytes | memoryview) -> None:
+        for hasher, offload in self._taps:
+            await _update(hasher, data, offload)
 
     def stop(self) -> None:
         """End the stream now, e.g. because another request wants the upload."""
@@ -103,12 +118,16 @@ class BodyReader:
     async def __anext__(self) -> bytes:
         if self._rest:
             rest, self._rest = self._rest, memoryview(b"")
-            return rest.tobytes()
-        while self.end is None:
-            chunk = await self._next_piece()
-            if chunk:
-                return chunk
-        raise StopAsyncIteration
+            chunk = rest.tobytes()
+        else:
+            chunk = b""
+            while self.end is None and not chunk:
+                chunk = await self._next_piece()
+            if not chunk:
+                raise StopAsyncIteration
+        if self._taps:
+            await self._feed(chunk)
+        return chunk
 
     async def splice_into(
         self,
@@ -127,12 +146,15 @@ class BodyReader:
         Iterating afterwards yields what is left: nothing once `end` is set, which it is unless the
         extension is missing or `most` or `until` stopped it (then call again).
 
+        With taps (`tap`), `fd` must be readable too: the bytes moved are hashed from the file.
+
         Raises:
-            OSError: writing into `fd` failed.
+            OSError: writing into `fd` failed (or, with taps, mapping it to read them).
         """
         if self._splice is None:
             return 0
         moved = 0
+        start = os.lseek(fd, 0, os.SEEK_CUR) if self._taps else 0
         # One scope for the whole body, its deadline moved on before each step: timed as a scope per
         # step would be, at half the cost (8 against 16 µs a step; BENCHMARKS.md, optimisation 15).
         with anyio.CancelScope() as scope:
@@ -158,7 +180,24 @@ class BodyReader:
                 elif (most is not None and moved >= most) or (until is not None and anyio.current_time() >= until):
                     break
         self._waited(scope)
+        if self._taps and moved:
+            await self._feed_from_file(fd, start, moved)
         return moved
+
+    async def _feed_from_file(self, fd: int, start: int, count: int) -> None:
+        """Feed the taps `count` bytes of file `fd` from `start`, mapped a window at a time (no copy; the pages are
+        in the page cache, just written)."""
+        end = start + count
+        while start < end:
+            first = start - start % mmap.ALLOCATIONGRANULARITY
+            size = min(end, first + _HASH_WINDOW) - first
+            mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ, offset=first)
+            try:
+                with memoryview(mapped)[start - first :] as window:  # released before the mapping closes
+                    await self._feed(window)
+            finally:
+                mapped.close()
+            start = first + size
 
     async def read_into(self, view: memoryview, *, until: float | None = None) -> int:
         """Fill `view` with the body's next bytes until it is full, the body ends (`end` is then set), or the
@@ -192,6 +231,8 @@ class BodyReader:
                 elif until is not None and anyio.current_time() >= until:
                     break
         self._waited(scope)
+        if self._taps and filled:
+            await self._feed(view[:filled])
         return filled
 
     async def _pieces_into(self, view: memoryview, until: float | None) -> int:
@@ -206,6 +247,8 @@ class BodyReader:
             view[filled : filled + count] = self._rest[:count]
             self._rest = self._rest[count:]
             filled += count
+        if self._taps and filled:
+            await self._feed(view[:filled])
         return filled
 
     def _waited(self, scope: anyio.CancelScope) -> bool:
@@ -251,8 +294,12 @@ async def digesting(chunks: AsyncIterable[bytes], hasher: Hasher, *, offload: bo
     sha256 of 256 KiB costs ~1 ms here (PERF.md A3), too long to hold the event loop.
     """
     async for chunk in chunks:
-        if offload and len(chunk) >= _OFFLOAD_MIN:
-            await anyio.to_thread.run_sync(hasher.update, chunk)
-        else:
-            hasher.update(chunk)
+        await _update(hasher, chunk, offload)
         yield chunk
+
+
+async def _update(hasher: Hasher, data: bytes | memoryview, offload: bool) -> None:
+    if offload and len(data) >= _OFFLOAD_MIN:
+        await anyio.to_thread.run_sync(hasher.update, data)
+    else:
+        hasher.update(data)

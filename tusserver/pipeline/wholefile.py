@@ -8,12 +8,10 @@ once, after the last byte, in the storage's bounded pieces, hashed on worker thr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
-
 import anyio
 
 from tusserver.context import TusContext
-from tusserver.pipeline.body import digesting
+from tusserver.pipeline.body import BodyReader, digesting
 from tusserver.protocol.checksums import SLOW_ALGORITHMS, Checksum, new_hasher
 from tusserver.protocol.digests import declared_digest
 from tusserver.protocol.errors import InvalidMetadataError
@@ -41,11 +39,10 @@ class WholeFileHash:
         # Put back if the append's bytes are not recorded (a checksum mismatch discards them).
         self._before = self.running.copy() if self.running is not None else None
 
-    def feeding(self, chunks: AsyncIterable[bytes]) -> AsyncIterable[bytes]:
-        """`chunks`, passing through the running hash on their way (the hashes that cost worker threads)."""
-        if self.running is None:
-            return chunks
-        return digesting(chunks, self.running, offload=self.running.algorithm in SLOW_ALGORITHMS)
+    def tap(self, body: BodyReader) -> None:
+        """Have `body` feed the running hash every byte it hands on (the hashes that cost worker threads on one)."""
+        if self.running is not None:
+            body.tap(self.running, offload=self.running.algorithm in SLOW_ALGORITHMS)
 
     def digest_of(self, length: int) -> bytes | None:
         """The digest of the upload's first `length` bytes, if the running hash has fed on exactly those."""

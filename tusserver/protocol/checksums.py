@@ -25,7 +25,7 @@ __all__ = ["ALGORITHMS", "SLOW_ALGORITHMS", "Checksum", "Hasher", "new_hasher", 
 class Hasher(Protocol):
     """What hashlib, xxhash and `_Crc32` objects have in common."""
 
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -38,7 +38,7 @@ class _Crc32:
     def __init__(self) -> None:
         self._value = 0
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         self._value = zlib.crc32(data, self._value)
 
     def digest(self) -> bytes:

@@ -45,6 +45,10 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     log_fields(settings.log_format == "json")
+    # Neither format shows where a line was logged, nor its thread or process: each record would look them up (a
+    # walk up the stack, a getpid), once per request for the access line (the logging HOWTO, "Optimization").
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def granian_log_config(settings: Settings) -> dict[str, object] | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from tusserver.app import create_app
+from tusserver.serving._gc import tune_gc
 from tusserver.serving._malloc import tune_malloc
 from tusserver.serving.logs import configure_logging, granian_log_config
 from tusserver.serving.shutdown import END_GRACE, DrainingServer, GranianDrain
@@ -57,6 +58,7 @@ def _run_uvicorn(settings: Settings) -> None:
     # was installed before it; a no-op handler there makes a graceful stop exit with status 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     app = create_app(settings)
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -153,4 +155,5 @@ def app_from_environment() -> GranianDrain:
     settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
     configure_logging(settings)  # a worker process starts with no handler of ours
     app = create_app(settings)
+    tune_gc()
     return GranianDrain(app, app.state.tus, timeout=settings.shutdown_timeout)

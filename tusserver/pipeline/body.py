@@ -151,35 +151,16 @@ class BodyReader:
         Raises:
             OSError: writing into `fd` failed (or, with taps, mapping it to read them).
         """
-        if self._splice is None:
+        splice = self._splice
+        if splice is None:
             return 0
-        moved = 0
         start = os.lseek(fd, 0, os.SEEK_CUR) if self._taps else 0
-        # One scope for the whole body, its deadline moved on before each step: timed as a scope per
-        # step would be, at half the cost (8 against 16 µs a step; BENCHMARKS.md, optimisation 15).
-        with anyio.CancelScope() as scope:
-            self._waiting = scope
-            while self.end is None:
-                step = SPLICE_STEP if self._limit is None else min(SPLICE_STEP, self._limit - self.received)
-                if step <= 0:
-                    self.end = BodyEnd.LIMIT_EXCEEDED
-                    break
-                if most is not None:
-                    step = min(step, most - moved)
-                before_write(position + moved, step)
-                started = anyio.current_time()
-                scope.deadline = started + self._allowance
-                count, more = await self._splice(fd, step)
-                self._waited_for(started, count)
-                moved += count
-                self.received += count
-                if not more:
-                    self.end = BodyEnd.COMPLETE
-                elif count == 0:
-                    self.end = BodyEnd.DISCONNECTED
-                elif (most is not None and moved >= most) or (until is not None and anyio.current_time() >= until):
-                    break
-        self._waited(scope)
+
+        def step(done: int, size: int) -> Awaitable[tuple[int, bool]]:
+            before_write(position + done, size)
+            return splice(fd, size)
+
+        moved = await self._stepped(step, SPLICE_STEP, most, until)
         if self._taps and moved:
             await self._feed_from_file(fd, start, moved)
         return moved
@@ -206,23 +187,47 @@ class BodyReader:
         With the server's `read_into`, the kernel copies the bytes into `view` and nothing else does; without
         it, the body's pieces are copied in (what does not fit is kept for the next call, or the iteration).
         """
-        if self._read_into is None:
+        read_into = self._read_into
+        if read_into is None:
             return await self._pieces_into(view, until)
-        filled = 0
-        with anyio.CancelScope() as scope:  # one for the whole view, as in splice_into
+
+        def step(done: int, size: int) -> Awaitable[tuple[int, bool]]:
+            return read_into(view[done : done + size])
+
+        filled = await self._stepped(step, len(view), len(view), until)
+        if self._taps and filled:
+            await self._feed(view[:filled])
+        return filled
+
+    async def _stepped(
+        self,
+        step: Callable[[int, int], Awaitable[tuple[int, bool]]],
+        most_a_step: int,
+        most: int | None,
+        until: float | None,
+    ) -> int:
+        """Take the body through the server's extension, `step(done, size)` at a time (at most `most_a_step`
+        bytes, each step timed as one body piece), until it ends, `most` bytes are taken, the limit is reached or
+        the clock passes `until`; return how many were taken."""
+        done = 0
+        # One scope for all the steps, its deadline moved on before each: timed as a scope per step would
+        # be, at half the cost (8 against 16 µs a step; BENCHMARKS.md, optimisation 15).
+        with anyio.CancelScope() as scope:
             self._waiting = scope
             while self.end is None:
-                if self._limit is not None and self.received >= self._limit:  # and the body goes on
-                    self.end = BodyEnd.LIMIT_EXCEEDED
-                    break
-                room = view[filled:] if self._limit is None else view[filled : filled + self._limit - self.received]
-                if not room:
+                size = most_a_step if most is None else min(most_a_step, most - done)
+                if self._limit is not None:
+                    if self.received >= self._limit:  # and the body goes on
+                        self.end = BodyEnd.LIMIT_EXCEEDED
+                        break
+                    size = min(size, self._limit - self.received)
+                if size <= 0:
                     break
                 started = anyio.current_time()
                 scope.deadline = started + self._allowance
-                count, more = await self._read_into(room)
+                count, more = await step(done, size)
                 self._waited_for(started, count)
-                filled += count
+                done += count
                 self.received += count
                 if not more:
                     self.end = BodyEnd.COMPLETE
@@ -231,9 +236,7 @@ class BodyReader:
                 elif until is not None and anyio.current_time() >= until:
                     break
         self._waited(scope)
-        if self._taps and filled:
-            await self._feed(view[:filled])
-        return filled
+        return done
 
     async def _pieces_into(self, view: memoryview, until: float | None) -> int:
         filled = 0

@@ -13,7 +13,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from storage_backends._checkpoint import CheckpointClock
-from storage_backends._filling import Filler
+from storage_backends._piece_writer import PieceWriter
 from storage_backends.azure_calls import Body
 from storage_backends.azure_layout import INLINE_MAX, TOKEN_LENGTH, Blob, TailHeader, block_id
 from storage_backends.errors import BlobNotFoundError, StorageError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["BlockWriter"]
 
 
-class BlockWriter(Filler):
+class BlockWriter(PieceWriter[Blob]):
     """One append: fills block buffers from the body, stages each full one under an ID of this writer's own,
     and records progress through tails of its own."""
 
@@ -73,6 +73,10 @@ class BlockWriter(Filler):
     def piece_size(self) -> int:
         return self.blob.block_size
 
+    @property
+    def pieces_handed_on(self) -> int:
+        return self.count
+
     def _piece(self) -> memoryview:
         """The buffer of the block being filled, as a writable view (released before the buffer is sent)."""
         assert self.buffer is not None
@@ -96,9 +100,7 @@ class BlockWriter(Filler):
             await self.storage.stage(self.blob, block_id(index, self.token), data)
             staged = True
         except StorageError as exc:
-            self.failure = self.failure or exc
-            assert self.tasks is not None
-            self.tasks.cancel_scope.cancel()
+            self._fail(exc)
         finally:
             # A call that failed or was cancelled may still have the buffer in an HTTP client's hands: not reused.
             if not (staged and self.storage.buffers.give_back(data)):
@@ -107,59 +109,13 @@ class BlockWriter(Filler):
             self.slots.release()
             self.in_flight.pop(index).set()
 
-    def raise_failure(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-    async def _drain(self) -> None:
-        """Wait until every block staged so far has answered."""
-        for stored in list(self.in_flight.values()):
-            await stored.wait()
-        self.raise_failure()
-
     async def _record(self, blob: Blob, position: int) -> None:
-        """Record `blob` holding `position` bytes; without checkpoints (one writer, whose lock cannot lapse)
-        nothing is recorded before the end."""
         checkpoints = self.clock.checkpoints
         if checkpoints is None:
             return
         async with self._recording:
             await checkpoints.record(blob.ref(), position)
             self.recorded = (blob, position)
-
-    async def checkpoint(self) -> None:
-        """Record the bytes so far: the blocks staged, and the rest in a new tail of this writer's."""
-        self.checkpointing = True
-        try:
-            await self._drain()
-            with self._piece() as block:
-                blob = await self._write_tail(self.count, block[: self.filled])
-            await self._record(blob, self.position)
-            self.clock.passed(self.position)
-            self.new_bytes = False
-        finally:
-            self.checkpointing = False
-
-    def _checkpoint_soon(self) -> None:
-        """At a block boundary: record it once the blocks before it are staged, while the body goes on."""
-        self.checkpointing = True
-        self.clock.passed(self.position)
-        assert self.tasks is not None
-        self.tasks.start_soon(self._checkpoint_at, self.count, self.position)
-
-    async def _checkpoint_at(self, count: int, position: int) -> None:
-        try:
-            for index, stored in list(self.in_flight.items()):
-                if index < count:
-                    await stored.wait()
-            self.raise_failure()
-            await self._record(await self._write_tail(count, b""), position)
-        except StorageError as exc:
-            self.failure = self.failure or exc
-            assert self.tasks is not None
-            self.tasks.cancel_scope.cancel()
-        finally:
-            self.checkpointing = False
 
     async def finish(self) -> tuple[Blob, int]:
         """Once every block has answered: the upload (with this writer's last tail) and its length."""
@@ -169,7 +125,6 @@ class BlockWriter(Filler):
             return await self._write_tail(self.count, block[: self.filled]), self.position
 
     async def _write_tail(self, count: int, rest: bytes | memoryview) -> Blob:
-        """A new tail of this writer's: the first `count` full blocks, then the bytes `rest` of the next."""
         header = self.before.extended(self.token, count - self.first)
         position = count * self.blob.block_size + len(rest)
         name = self.blob.tail_key(count, self.token, position)

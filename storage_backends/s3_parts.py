@@ -14,13 +14,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from storage_backends._checkpoint import CheckpointClock
-from storage_backends._filling import Filler
+from storage_backends._piece_writer import PieceWriter
 from storage_backends.errors import StorageError
-from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, tail_key, tail_prefix
+from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, Upload, tail_key, tail_prefix
 
 if TYPE_CHECKING:
     from storage_backends.s3 import S3Storage
-    from storage_backends.s3_layout import Upload
 
 __all__ = ["BufferReader", "PartWriter"]
 
@@ -69,7 +68,7 @@ class BufferReader(io.RawIOBase):
         return self._position
 
 
-class PartWriter(Filler):
+class PartWriter(PieceWriter[Upload]):
     """One append: fills part buffers from the body, uploads each full one under a part number it
     reserved, and records progress through tails of its own (see `storage_backends.s3_layout`)."""
 
@@ -118,6 +117,10 @@ class PartWriter(Filler):
     def piece_size(self) -> int:
         return self.upload.part_size
 
+    @property
+    def pieces_handed_on(self) -> int:
+        return len(self.parts)
+
     def _piece(self) -> memoryview:
         return memoryview(self.buffer)
 
@@ -145,8 +148,8 @@ class PartWriter(Filler):
         await self._record()
 
     async def _record(self, upload: Upload | None = None, position: int = 0) -> None:
-        """Record `upload` holding `position` bytes (None: what is recorded already), with every part number
-        reserved so far. Without checkpoints (one writer, whose lock cannot lapse) nothing needs recording."""
+        """`PieceWriter._record`, with every part number reserved so far (None: what is recorded already, for a
+        reservation)."""
         checkpoints = self.clock.checkpoints
         if checkpoints is None:
             return
@@ -168,59 +171,12 @@ class PartWriter(Filler):
             # Only then kept: a call that failed or was cancelled may still have it in an HTTP client's hands.
             self.storage.buffers.give_back(data)
         except StorageError as exc:
-            self.failure = self.failure or exc
-            assert self.tasks is not None
-            self.tasks.cancel_scope.cancel()
+            self._fail(exc)
         finally:
             del data
             self.storage.budget.release(reserved)
             self.slots.release()
             self.in_flight.pop(index).set()
-
-    def raise_failure(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-    async def _drain(self) -> None:
-        """Wait until every part upload started so far has answered."""
-        count = self.storage.options.part_concurrency
-        for _ in range(count):
-            await self.slots.acquire()
-        for _ in range(count):
-            self.slots.release()
-        self.raise_failure()
-
-    async def checkpoint(self) -> None:
-        """Record the bytes so far: the parts uploaded, and the rest in a new tail of this writer's."""
-        self.checkpointing = True
-        try:
-            await self._drain()
-            await self._record(await self._write_tail(len(self.parts), self._rest()), self.position)
-            self.clock.passed(self.position)
-            self.new_bytes = False
-        finally:
-            self.checkpointing = False
-
-    def _checkpoint_soon(self) -> None:
-        """At a part boundary: record it once the parts before it are stored, while the body goes on."""
-        self.checkpointing = True
-        self.clock.passed(self.position)
-        assert self.tasks is not None
-        self.tasks.start_soon(self._checkpoint_at, len(self.parts), self.position)
-
-    async def _checkpoint_at(self, count: int, position: int) -> None:
-        try:
-            for index, stored in list(self.in_flight.items()):
-                if index < count:
-                    await stored.wait()
-            self.raise_failure()
-            await self._record(await self._write_tail(count, b""), position)
-        except StorageError as exc:
-            self.failure = self.failure or exc
-            assert self.tasks is not None
-            self.tasks.cancel_scope.cancel()
-        finally:
-            self.checkpointing = False
 
     async def finish(self) -> tuple[Upload, int]:
         """Once every part upload has answered: the upload (with this writer's last tail) and its length."""
@@ -234,7 +190,6 @@ class PartWriter(Filler):
         return memoryview(self.buffer)[: self.filled]
 
     async def _write_tail(self, count: int, rest: bytes | memoryview) -> Upload:
-        """A new tail of this writer's: the first `count` full parts, then the bytes `rest` of the next."""
         name = tail_key(self.upload.key, count + 1, f"{self.token}{count * self.upload.part_size + len(rest):x}")
         await self.storage.put(name, TailHeader(tuple(self.parts[:count])).encode() + rest)
         return replace(self.upload, tail=name.removeprefix(tail_prefix(self.upload.key)))

@@ -1,0 +1,89 @@
+"""What the S3 and Azure writers share past filling (`_filling.Filler`): the pieces being stored, the first failure
+among them, and progress checkpoints, each of which records the pieces stored so far and the rest of the bytes in
+a new tail of the writer's own."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from storage_backends._filling import Filler
+from storage_backends.errors import StorageError
+
+__all__ = ["PieceWriter"]
+
+U = TypeVar("U")  # what a record holds of the upload: S3's `Upload`, Azure's `Blob`
+
+
+class PieceWriter(Filler, Generic[U]):
+    """A `Filler` that stores each full piece in a task of `tasks` (`in_flight` until it answers) and records its
+    progress through tails (`_write_tail`, `_record`)."""
+
+    tasks: TaskGroup | None
+    failure: StorageError | None
+    in_flight: dict[int, anyio.Event]  # piece index -> set once that piece is stored (or failed)
+
+    @property
+    @abstractmethod
+    def pieces_handed_on(self) -> int:
+        """The full pieces before the one being filled: stored, or being stored."""
+
+    @abstractmethod
+    async def _write_tail(self, count: int, rest: bytes | memoryview) -> U:
+        """A new tail of this writer's: the first `count` full pieces, then the bytes `rest` of the next."""
+
+    @abstractmethod
+    async def _record(self, upload: U, position: int) -> None:
+        """Record `upload` holding `position` bytes (nothing without checkpoints: one writer, whose lock cannot
+        lapse, records only at the end)."""
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def _fail(self, exc: StorageError) -> None:
+        """Keep the first failure and stop the pieces still being stored: the append fails with it."""
+        self.failure = self.failure or exc
+        assert self.tasks is not None
+        self.tasks.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Wait until every piece handed on so far has answered."""
+        for stored in list(self.in_flight.values()):
+            await stored.wait()
+        self.raise_failure()
+
+    async def checkpoint(self) -> None:
+        """Record the bytes so far: the pieces stored, and the rest in a new tail of this writer's."""
+        self.checkpointing = True
+        try:
+            await self._drain()
+            with self._piece() as piece:
+                upload = await self._write_tail(self.pieces_handed_on, piece[: self.filled])
+            await self._record(upload, self.position)
+            self.clock.passed(self.position)
+            self.new_bytes = False
+        finally:
+            self.checkpointing = False
+
+    def _checkpoint_soon(self) -> None:
+        """At a piece boundary: record it once the pieces before it are stored, while the body goes on."""
+        self.checkpointing = True
+        self.clock.passed(self.position)
+        assert self.tasks is not None
+        self.tasks.start_soon(self._checkpoint_at, self.pieces_handed_on, self.position)
+
+    async def _checkpoint_at(self, count: int, position: int) -> None:
+        try:
+            for index, stored in list(self.in_flight.items()):
+                if index < count:
+                    await stored.wait()
+            self.raise_failure()
+            await self._record(await self._write_tail(count, b""), position)
+        except StorageError as exc:
+            self._fail(exc)
+        finally:
+            self.checkpointing = False

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from functools import partial
-from typing import ClassVar, TypeVar, cast
+from typing import ClassVar, TypeVar
 
 import anyio
 from azure.core.exceptions import HttpResponseError
@@ -44,7 +44,7 @@ from storage_backends.azure_calls import Body, azure_errors, deadline, error_cod
 from storage_backends.azure_layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, Blob, TailHeader, block_id, block_size_for
 from storage_backends.azure_options import AzureOptions
 from storage_backends.azure_tails import BATCH, DOOMED, SMALL, TailKeeper
-from storage_backends.base import Appended, Checkpoints, Lookup, ReadsInto, StorageRef
+from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
 from storage_backends.pieces import MiB, tail_prefix
@@ -167,8 +167,10 @@ class AzureBlobStorage:
         """Fill blocks from `offset` on, stage each full one, keep the rest in a tail blob of this append's own."""
         blob = Blob.of(ref)
         writer = BlockWriter(self, blob, offset, CheckpointClock(checkpoints, offset))
+        # Old tails are deleted beside the body, if enough wait (a task that finds none costs ~0.1 ms a PATCH).
+        alongside = partial(self._delete_doomed, BATCH) if self._tails.doomed() >= BATCH else None
         try:
-            finished, length = await self._write(writer, chunks)
+            finished, length = await writer.take(chunks, alongside=alongside)
         except BlobNotFoundError:
             # No tail any more: completed before the server could record it (a crash), or an empty PATCH to a
             # finished upload. Then the blob holds every byte the client sends again.
@@ -179,23 +181,6 @@ class AzureBlobStorage:
         finally:
             writer.release()
         return Appended(length, finished.ref())
-
-    async def _write(self, writer: BlockWriter, chunks: AsyncIterable[bytes]) -> tuple[Blob, int]:
-        try:
-            await writer.load_tail()
-            async with anyio.create_task_group() as tasks:
-                writer.tasks = tasks
-                if self._tails.doomed() >= BATCH:  # checked here: a task that finds nothing costs ~0.1 ms
-                    tasks.start_soon(self._delete_doomed, BATCH)  # while the body arrives
-                if hasattr(chunks, "read_into"):  # not isinstance(): against a Protocol it costs ~7 µs
-                    await writer.fill(cast(ReadsInto, chunks))
-                async for chunk in chunks:
-                    await writer.write(chunk)
-                    writer.raise_failure()
-        except BaseExceptionGroup as group:  # a block's failure, or the body's own (a refused record)
-            raise writer.failure or (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
-        writer.raise_failure()
-        return await writer.finish()
 
     async def stage(self, blob: Blob, block: str, body: Body) -> None:
         """Put Block: `body` (from its start) as the uncommitted block `block` of `blob`."""

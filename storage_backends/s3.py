@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
 from functools import cache, partial
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import anyio
 from aiobotocore.config import AioConfig
@@ -32,7 +32,7 @@ from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
 from storage_backends._tasks import count_bytes, run_all
-from storage_backends.base import Appended, Checkpoints, Lookup, ReadsInto, StorageRef
+from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
 from storage_backends.s3_calls import DEFAULT_TIMEOUT, call_deadline, s3_errors
@@ -200,7 +200,7 @@ class S3Storage:
         upload = Upload.of(ref)
         writer = PartWriter(self, upload, offset, CheckpointClock(checkpoints, offset))
         try:
-            finished, length = await self._write(writer, chunks)
+            finished, length = await writer.take(chunks)
         except StorageError:
             # No tail or no multipart upload any more (stores answer a part of a completed upload with
             # 404, moto with 500): completed before the server could record it (a crash), or an empty
@@ -212,21 +212,6 @@ class S3Storage:
         finally:
             writer.release()
         return Appended(length, finished.ref())
-
-    async def _write(self, writer: PartWriter, chunks: AsyncIterable[bytes]) -> tuple[Upload, int]:
-        try:
-            await writer.load_tail()
-            async with anyio.create_task_group() as tasks:
-                writer.tasks = tasks
-                if hasattr(chunks, "read_into"):  # not isinstance(): against a Protocol it costs ~7 µs
-                    await writer.fill(cast(ReadsInto, chunks))
-                async for chunk in chunks:
-                    await writer.write(chunk)
-                    writer.raise_failure()
-        except BaseExceptionGroup as group:  # a part upload's failure, or the body's own (a refused record)
-            raise writer.failure or (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
-        writer.raise_failure()
-        return await writer.finish()
 
     async def _delete_quietly(self, key: str) -> None:
         try:

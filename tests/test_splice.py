@@ -31,6 +31,7 @@ import xxhash
 from anyio.abc import SocketStream
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tusserver.pipeline import body as body_module
 from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.protocol.rules import BodyEnd
 from tusserver.serving import _uvicorn
@@ -285,6 +286,18 @@ async def test_expect_100_continue_is_answered_before_the_body_is_spliced(tmp_pa
         [response] = await read_responses(stream, 1)
         assert response.startswith(b"HTTP/1.1 204 ")
     assert app.outcomes == [Outcome(BIG, body, BodyEnd.COMPLETE, None)]
+
+
+async def test_a_tapped_body_is_hashed_from_reads_where_files_cannot_be_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without mmap, what a splice moved is read back to be hashed, a window at a time."""
+
+    def no_mapping(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    monkeypatch.setattr(body_module.mmap, "mmap", no_mapping)
+    await test_a_large_body_moves_through_the_kernel_and_the_connection_stays_open(tmp_path)  # taps checked there
 
 
 async def test_a_client_that_leaves_mid_body_keeps_every_byte_it_sent(tmp_path: Path) -> None:

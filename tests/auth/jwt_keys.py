@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.json_server import JsonServer
 
 SECRET = "a-test-secret-that-is-32-bytes-long!"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -74,35 +75,22 @@ class JWKSServer:
         self.fetches = 0
         self.held = threading.Event()
         self.held.set()
-        jwks = self
+        self._server = JsonServer(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                jwks.fetches += 1
-                jwks.held.wait(10)
-                body = json.dumps({"keys": jwks.keys}).encode()
-                self.send_response(200 if self.path == "/jwks.json" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+    def _answer(self, path: str, _headers: Message) -> tuple[int, Any]:
+        self.fetches += 1
+        self.held.wait(10)
+        return 200 if path == "/jwks.json" else 404, {"keys": self.keys}
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        return f"{self._server.origin}/jwks.json"
 
     @contextmanager
     def running(self) -> Iterator[JWKSServer]:
-        self._thread.start()
+        self._server.start()
         try:
             yield self
         finally:
             self.held.set()
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()

@@ -21,13 +21,12 @@ import json
 import os
 import re
 import shlex
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -40,6 +39,7 @@ from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_b
 from tests.azure_server import ACCOUNT, OAuthAzurite
 from tests.e2e.helpers import IO_TIMEOUT, TUS, MiB, StartServer, create_upload, patch, upload_id, wait_until
 from tests.e2e.test_azure_e2e import start_up_failure
+from tests.json_server import JsonServer
 from tests.tls import self_signed_certificate
 
 pytestmark = pytest.mark.e2e
@@ -77,40 +77,27 @@ class IdentityEndpoint:
 
     claims: dict[str, Any] = field(default_factory=dict)  # overrides of GOOD_CLAIMS
     requests: list[tuple[dict[str, list[str]], str | None]] = field(default_factory=list)  # (query, header)
-    server: ThreadingHTTPServer | None = None
+    server: JsonServer | None = None
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_port}/msi/token"
+        return f"{self.server.origin}/msi/token"
 
     def start(self) -> None:
-        endpoint = self
+        self.server = JsonServer(self._answer)
+        self.server.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                endpoint.requests.append((query, self.headers.get("X-IDENTITY-HEADER")))
-                claims = token_claims({"aud": query["resource"][0]} | endpoint.claims)
-                answer = {"access_token": unsigned_jwt(claims), "expires_on": str(claims["exp"]),
-                          "resource": query["resource"][0], "token_type": "Bearer"}  # fmt: skip
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, path: str, headers: Message) -> tuple[int, dict[str, str]]:
+        query = parse_qs(urlsplit(path).query)
+        self.requests.append((query, headers.get("X-IDENTITY-HEADER")))
+        claims = token_claims({"aud": query["resource"][0]} | self.claims)
+        return 200, {"access_token": unsigned_jwt(claims), "expires_on": str(claims["exp"]),
+                     "resource": query["resource"][0], "token_type": "Bearer"}  # fmt: skip
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
 
 @dataclass(frozen=True)

@@ -166,18 +166,24 @@ class BodyReader:
         return moved
 
     async def _feed_from_file(self, fd: int, start: int, count: int) -> None:
-        """Feed the taps `count` bytes of file `fd` from `start`, mapped a window at a time (no copy; the pages are
+        """Feed the taps `count` bytes of file `fd` from `start`, mapped a window at a time (no copy: the pages are
         in the page cache, just written)."""
         end = start + count
         while start < end:
             first = start - start % mmap.ALLOCATIONGRANULARITY
             size = min(end, first + _HASH_WINDOW) - first
-            mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ, offset=first)
             try:
-                with memoryview(mapped)[start - first :] as window:  # released before the mapping closes
-                    await self._feed(window)
-            finally:
-                mapped.close()
+                mapped = mmap.mmap(
+                    fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ, offset=first
+                )
+            except OSError:  # a file system that cannot map files: the window is read instead (one copy)
+                await self._feed(os.pread(fd, first + size - start, start))
+            else:
+                try:
+                    with memoryview(mapped)[start - first :] as window:  # released before the mapping closes
+                        await self._feed(window)
+                finally:
+                    mapped.close()
             start = first + size
 
     async def read_into(self, view: memoryview, *, until: float | None = None) -> int:

@@ -17,6 +17,7 @@ import asyncio  # noqa: TID251  # a loop callback outside any task, as uvicorn c
 import contextvars
 import errno
 import hashlib
+import mmap
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -31,7 +32,6 @@ import xxhash
 from anyio.abc import SocketStream
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tusserver.pipeline import body as body_module
 from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.protocol.rules import BodyEnd
 from tusserver.serving import _uvicorn
@@ -296,7 +296,7 @@ async def test_a_tapped_body_is_hashed_from_reads_where_files_cannot_be_mapped(
     def no_mapping(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENODEV, "no mmap here")
 
-    monkeypatch.setattr(body_module.mmap, "mmap", no_mapping)
+    monkeypatch.setattr(mmap, "mmap", no_mapping)
     await test_a_large_body_moves_through_the_kernel_and_the_connection_stays_open(tmp_path)  # taps checked there
 
 

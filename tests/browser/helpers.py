@@ -176,3 +176,9 @@ def wait_released(page: Page) -> None:
             return
         page.wait_for_timeout(50)
     raise AssertionError(f"Golden Retriever kept files after their upload: {kept_for_restore(page)}")
+
+
+def assert_self_contained(log: PageLog, server: ServerProcess) -> None:
+    """The page broke no Content Security Policy rule and fetched nothing from anywhere but the server."""
+    assert not [line for line in log.console if "Content Security Policy" in line], log.console
+    assert all(request.url.startswith(server.origin) for request in log.requests)

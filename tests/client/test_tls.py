@@ -88,3 +88,14 @@ def test_an_http_server_needs_no_certificates(
     with TusClient() as client:
         result = client.upload(source, tus_server.url)
     assert result.length == MiB
+
+
+def test_the_environments_proxy_is_honoured(
+    tus_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY (here a port nobody listens on) takes the requests, as httpx's own transports do."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_ports(1)[0]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with TusClient(TransferOptions(retry=RetryPolicy(retries=0))) as client, pytest.raises(TransferError):
+        client.upload(random_file(tmp_path / "file.bin", 1000), tus_server.url)

@@ -9,6 +9,7 @@ each write) rather than one for a whole request, which a 200 GB PATCH could neve
 from __future__ import annotations
 
 import random
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -96,8 +97,11 @@ class Session:
 
     def __init__(self, headers: Mapping[str, str], *, timeout: float, connections: int) -> None:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        transport = _TransportPerScheme(limits)
-        self.client = httpx.AsyncClient(headers=dict(headers), timeout=httpx.Timeout(timeout), transport=transport)
+        # httpx honours the environment's proxies (HTTPS_PROXY, NO_PROXY...) only with the transports it makes.
+        transport = None if urllib.request.getproxies() else _TransportPerScheme(limits)
+        self.client = httpx.AsyncClient(
+            headers=dict(headers), timeout=httpx.Timeout(timeout), limits=limits, transport=transport
+        )
 
     async def request(
         self,
@@ -132,7 +136,8 @@ class _TransportPerScheme(httpx.AsyncBaseTransport):
     """httpx's transport, made for a scheme when a request first uses it (a pool each, of `limits`). A transport
     reads the CA bundle into a verifying TLS context when it is made, 20-36 ms of every command's start here,
     which a client of an http:// server never needs: its transport is made without one. https:// verifies as
-    httpx does (`SSL_CERT_FILE` and `SSL_CERT_DIR` name other CAs)."""
+    httpx does (`SSL_CERT_FILE` and `SSL_CERT_DIR` name other CAs). Not used where the environment names
+    proxies (`Session`)."""
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits

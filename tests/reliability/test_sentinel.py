@@ -28,9 +28,11 @@ from typing import ClassVar, TypeVar
 
 import pytest
 import redis
+import requests
 
 from storage_backends.base import StorageRef
 from tests.e2e.helpers import (
+    IO_TIMEOUT,
     PATCH_HEADERS,
     MiB,
     ServerProcess,
@@ -45,7 +47,7 @@ from tests.e2e.helpers import (
     upload_id,
     wait_until,
 )
-from tests.reliability.test_faults import check_retryable, check_unavailable, resume_until_complete
+from tests.reliability.test_faults import assert_downloads_as, check_retryable, check_unavailable, resume_until_complete
 from tests.server_process import ServerProcess as ServiceProcess
 from tests.server_process import free_ports
 from tusserver import Settings, create_app
@@ -246,13 +248,18 @@ def resume_until_complete_on(port: int, prefix: str, location: str, data: bytes)
 
     A former master still up after a failover takes writes until the server notices the new master
     (it asks the sentinels every MASTER_CHECK_INTERVAL); they are lost when that node becomes a replica,
-    and HEAD then shows the offset the new master has: the client resends from there.
+    and HEAD then shows the offset the new master has: the client resends from there. Until then a HEAD
+    may say complete and the next GET (on the new master) 409: the download is checked once the new master
+    holds the complete record.
     """
     deadline = time.monotonic() + MASTER_CHECK_INTERVAL + 4
     while recorded_offset(port, prefix, location) != len(data):
         assert time.monotonic() < deadline, "the server still writes to the former master"
-        resume_until_complete(location, data)
+        resume_until_complete(location, data, download=False)
         time.sleep(0.05)  # a client's back-off between two looks at the upload
+    served = lambda: requests.get(location, timeout=IO_TIMEOUT).status_code == 200  # noqa: E731
+    wait_until(served, what="the server to read the upload from the new master", timeout=MASTER_CHECK_INTERVAL + 4)
+    assert_downloads_as(location, data)
 
 
 # --- the README's line -------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, LinearRetry
 
 
 class Body(io.BytesIO):
-    """storage_backends.azure_calls.Body: sent in pieces, kept open for the SDK's retries."""
+    """storage_backends.azure.calls.Body: sent in pieces, kept open for the SDK's retries."""
 
     def close(self) -> None:
         pass

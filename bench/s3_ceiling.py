@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _config(unsigned: bool) -> AioConfig:
-    """storage_backends/s3.py's client configuration; --unsigned adds UNSIGNED-PAYLOAD (no SHA-256 of bodies)."""
+    """storage_backends/s3/store.py's client configuration; --unsigned adds UNSIGNED-PAYLOAD (no SHA-256 of bodies)."""
     s3: dict[str, Any] = {"addressing_style": "path"}
     if unsigned:
         s3["payload_signing_enabled"] = False

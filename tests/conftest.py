@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from storage_backends.azure import AzureBlobStorage, AzureOptions
-from storage_backends.s3 import S3Options, S3Storage
+from storage_backends.azure.store import AzureBlobStorage, AzureOptions
+from storage_backends.s3.store import S3Options, S3Storage
 from tests.azure_server import Azurite, create_container
 from tests.redis_server import RedisServer
 from tests.s3_server import MotoS3, SeaweedS3, aws_environment, create_bucket

@@ -160,7 +160,7 @@ def default_storage(settings: Settings) -> StorageBackend:
     if settings.storage == "azure":
         return _azure_storage(settings)
     try:
-        from storage_backends.s3 import S3Options, S3Storage  # noqa: PLC0415
+        from storage_backends.s3.store import S3Options, S3Storage  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--storage s3 needs aiobotocore: pip install 'tusserver[s3]'") from None
     assert settings.s3_bucket is not None
@@ -180,7 +180,7 @@ def default_storage(settings: Settings) -> StorageBackend:
 
 def _azure_storage(settings: Settings) -> StorageBackend:
     try:
-        from storage_backends.azure import AzureBlobStorage, AzureOptions  # noqa: PLC0415
+        from storage_backends.azure.store import AzureBlobStorage, AzureOptions  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--storage azure needs azure-storage-blob: pip install 'tusserver[azure]'") from None
     assert settings.azure_container is not None

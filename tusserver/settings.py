@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from storage_backends.azure_layout import UNCOMMITTED_LIFETIME
+from storage_backends.azure.layout import UNCOMMITTED_LIFETIME
 from tusserver.coordination.hooks.events import DEFAULT_ENABLED, HookEvent
 from tusserver.coordination.redis_url import check_redis_url
 from tusserver.protocol.urls import TrustedProxies

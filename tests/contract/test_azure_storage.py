@@ -16,8 +16,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from storage_backends.azure import AzureBlobStorage, AzureOptions
-from storage_backends.azure_layout import Blob
+from storage_backends.azure.layout import Blob
+from storage_backends.azure.store import AzureBlobStorage, AzureOptions
 from storage_backends.base import StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import StorageError

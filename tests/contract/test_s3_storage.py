@@ -13,8 +13,8 @@ import pytest
 
 from storage_backends.base import StorageRef
 from storage_backends.budget import ByteBudget
-from storage_backends.s3 import S3Options, S3Storage
-from storage_backends.s3_layout import MiB, tail_prefix
+from storage_backends.s3.layout import MiB, tail_prefix
+from storage_backends.s3.store import S3Options, S3Storage
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, client_config
 
 PART = 5 * MiB

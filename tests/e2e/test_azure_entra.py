@@ -1,5 +1,5 @@
 """`tusserver --storage azure --azure-account-url URL` with neither key nor SAS: DefaultAzureCredential (Entra ID),
-and concatenation's user delegation SAS (`SourceSigner` in storage_backends/azure_auth.py), against a real Azurite,
+and concatenation's user delegation SAS (`SourceSigner` in storage_backends/azure/auth.py), against a real Azurite,
 with nothing beyond 127.0.0.1.
 
 - Azurite runs with `--oauth basic` over HTTPS (tests/tls.py's self-signed certificate; the server trusts it

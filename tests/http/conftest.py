@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from storage_backends.base import StorageBackend
 from storage_backends.memory import MemoryStorage
-from storage_backends.s3 import S3Storage
+from storage_backends.s3.store import S3Storage
 from tusserver import MemoryStateStore, Settings, create_app
 from tusserver.coordination.state.base import UploadStateStore
 

@@ -19,8 +19,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.storage.blob.aio import BlobClient
 
-from storage_backends.azure import AzureBlobStorage
-from storage_backends.azure_layout import MAX_BLOB_SIZE, MAX_BLOCKS
+from storage_backends.azure.layout import MAX_BLOB_SIZE, MAX_BLOCKS
+from storage_backends.azure.store import AzureBlobStorage
 from tests.http.asgi import open_client, upload_id
 from tests.http.clock import LIFETIME, FakeClock, clocked_app
 from tests.http.test_s3 import CompletionNotRecorded, at, download, finished, length_headers, patch, sha1

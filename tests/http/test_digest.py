@@ -15,11 +15,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from storage_backends.azure import AzureBlobStorage
+from storage_backends.azure.store import AzureBlobStorage
 from storage_backends.base import StorageBackend, StorageRef
 from storage_backends.local import LocalStorage
 from storage_backends.memory import MemoryStorage
-from storage_backends.s3 import S3Storage
+from storage_backends.s3.store import S3Storage
 from tests.http.asgi import open_client, upload_id
 from tests.http.transcript import PATCH_HEADERS, TUS, create, error_code
 from tusserver import MemoryStateStore, Settings, create_app

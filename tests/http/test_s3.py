@@ -21,8 +21,8 @@ import pytest
 from types_boto3_s3 import S3Client
 
 from storage_backends.errors import StorageError
-from storage_backends.s3 import S3Options, S3Storage
-from storage_backends.s3_layout import MAX_OBJECT_SIZE, MiB, tail_key
+from storage_backends.s3.layout import MAX_OBJECT_SIZE, MiB, tail_key
+from storage_backends.s3.store import S3Options, S3Storage
 from tests.http.asgi import open_client, upload_id
 from tests.http.clock import LIFETIME, FakeClock, clocked_app
 from tests.http.transcript import PATCH_HEADERS, TUS, Exchange, create, error_code, run

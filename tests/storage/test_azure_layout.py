@@ -8,9 +8,9 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage_backends.azure_auth import account_name_of
-from storage_backends.azure_calls import azure_errors, deadline
-from storage_backends.azure_layout import (
+from storage_backends.azure.auth import account_name_of
+from storage_backends.azure.calls import azure_errors, deadline
+from storage_backends.azure.layout import (
     JOIN_BLOCK_SIZE,
     MAX_BLOB_SIZE,
     MAX_BLOCK_SIZE,

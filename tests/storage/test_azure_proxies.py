@@ -1,4 +1,4 @@
-"""The Azure client takes the environment's proxy once, when it is made (storage_backends/azure_auth.py), instead
+"""The Azure client takes the environment's proxy once, when it is made (storage_backends/azure/auth.py), instead
 of the SDK reading the environment (and ~/.netrc) again on every call."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from storage_backends.azure_auth import Credentials, proxies_for
+from storage_backends.azure.auth import Credentials, proxies_for
 
 ACCOUNT_URL = "https://acct.blob.core.windows.net"
 

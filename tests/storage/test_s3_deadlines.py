@@ -16,8 +16,8 @@ from botocore.exceptions import IncompleteReadError, ResponseStreamingError
 
 from storage_backends.base import StorageRef
 from storage_backends.errors import StorageError, StorageUnavailableError
-from storage_backends.s3 import S3Options, S3Storage
-from storage_backends.s3_calls import MIN_COPY_RATE, MIN_SEND_RATE, call_deadline, s3_errors
+from storage_backends.s3.calls import MIN_COPY_RATE, MIN_SEND_RATE, call_deadline, s3_errors
+from storage_backends.s3.store import S3Options, S3Storage
 from tests.reliability.faultproxy import FaultProxy
 from tests.s3_server import REGION, SeaweedS3
 

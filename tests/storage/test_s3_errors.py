@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
-from storage_backends.s3_calls import s3_errors
+from storage_backends.s3.calls import s3_errors
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -5,7 +5,7 @@ contract, `mypy --strict` fails here.
 """
 
 from storage_backends import LocalStorage, MemoryStorage
-from storage_backends.azure import AzureBlobStorage
+from storage_backends.azure.store import AzureBlobStorage
 from storage_backends.base import (
     StorageBackend,
     SupportsConcatenate,
@@ -15,7 +15,7 @@ from storage_backends.base import (
     SupportsOpen,
     SupportsSweep,
 )
-from storage_backends.s3 import S3Storage
+from storage_backends.s3.store import S3Storage
 from tusserver.coordination.locking import Lease, Locker, MemoryLease, MemoryLocker
 from tusserver.coordination.state import MemoryStateStore, SQLiteStateStore, SupportsOutbox, UploadStateStore
 from tusserver.coordination.state.base import SupportsListing

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from storage_backends.azure_auth import Credentials
-from storage_backends.azure_calls import DEFAULT_TIMEOUT
-from storage_backends.azure_layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS
+from storage_backends.azure.auth import Credentials
+from storage_backends.azure.calls import DEFAULT_TIMEOUT
+from storage_backends.azure.layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS
 from storage_backends.pieces import MiB
 
 __all__ = ["AzureOptions"]

@@ -1,7 +1,7 @@
 """Azure Blob storage: tus offsets onto staged blocks of block blobs, through azure-storage-blob's async client
 (`tusserver[azure]`).
 
-Layout (`azure_layout`): each upload is one block blob ``<prefix><key>`` with a fixed block size B recorded
+Layout (`layout`): each upload is one block blob ``<prefix><key>`` with a fixed block size B recorded
 in its `StorageRef`. Full blocks are staged (Put Block) as they fill, under IDs of the append's own; the
 bytes of the block being filled are kept in a tail blob ``<key>.tail-NNNNN-<writer><length>`` of the
 append's own, which the record names, and which lists the blocks before it. So the recorded offset never
@@ -33,17 +33,18 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient, LinearRetry
 
-from storage_backends import azure_join, azure_sweep
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
 from storage_backends._tasks import count_bytes
-from storage_backends.azure_auth import SourceSigner
-from storage_backends.azure_blocks import BlockWriter
-from storage_backends.azure_calls import Body, azure_errors, deadline, error_code
-from storage_backends.azure_layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, Blob, TailHeader, block_id, block_size_for
-from storage_backends.azure_options import AzureOptions
-from storage_backends.azure_tails import BATCH, DOOMED, SMALL, TailKeeper
+from storage_backends.azure import join as azure_join
+from storage_backends.azure import sweep as azure_sweep
+from storage_backends.azure.auth import SourceSigner
+from storage_backends.azure.blocks import BlockWriter
+from storage_backends.azure.calls import Body, azure_errors, deadline, error_code
+from storage_backends.azure.layout import MAX_BLOB_SIZE, MAX_BLOCK_SIZE, Blob, TailHeader, block_id, block_size_for
+from storage_backends.azure.options import AzureOptions
+from storage_backends.azure.tails import BATCH, DOOMED, SMALL, TailKeeper
 from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
@@ -317,7 +318,7 @@ class AzureBlobStorage:
             yield piece
 
     async def concatenate(self, ref: StorageRef, parts: Sequence[StorageRef]) -> None:
-        """Join finished uploads into `ref` inside Azure (Put Block From URL; see `azure_join`) and commit it."""
+        """Join finished uploads into `ref` inside Azure (Put Block From URL; see `join`) and commit it."""
         await azure_join.concatenate(self, ref, parts)
 
     async def source_url(self, name: str) -> str:
@@ -328,7 +329,7 @@ class AzureBlobStorage:
 
     async def discard(self, old: StorageRef, new: StorageRef) -> None:
         """Delete the tail blob `old` named, once the record names another (or none): in the background of the
-        next append, unless many wait (`azure_tails`)."""
+        next append, unless many wait (`tails`)."""
         previous, current = Blob.of(old), Blob.of(new)
         if previous.tail is None or previous.inline is not None or previous.tail == current.tail:
             return  # nothing in Azure to delete
@@ -415,7 +416,7 @@ class AzureBlobStorage:
         return await self._call(f"list {prefix}", listing)
 
     async def sweep(self, lookup: Lookup, *, older_than: float) -> list[str]:
-        """Remove the blobs, tails and uncommitted blocks that no record names (see `azure_sweep`)."""
+        """Remove the blobs, tails and uncommitted blocks that no record names (see `sweep`)."""
         return await azure_sweep.sweep(self, lookup, older_than=older_than)
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from botocore.exceptions import (
 )
 
 from storage_backends.errors import BlobNotFoundError, StorageError, StorageUnavailableError
-from storage_backends.s3_layout import MiB
+from storage_backends.s3.layout import MiB
 
 __all__ = ["COMPLETE_PER_PART", "DEFAULT_TIMEOUT", "MIN_COPY_RATE", "MIN_SEND_RATE", "call_deadline", "s3_errors"]
 

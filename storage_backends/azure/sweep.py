@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from storage_backends._keys import KEY_PATTERN
-from storage_backends.azure_calls import azure_errors
+from storage_backends.azure.calls import azure_errors
 from storage_backends.base import Lookup, StorageRef
 
 if TYPE_CHECKING:
-    from storage_backends.azure import AzureBlobStorage
+    from storage_backends.azure.store import AzureBlobStorage
 
 __all__ = ["sweep"]
 

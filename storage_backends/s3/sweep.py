@@ -11,7 +11,7 @@ from storage_backends._keys import KEY_PATTERN
 from storage_backends.base import Lookup, StorageRef
 
 if TYPE_CHECKING:
-    from storage_backends.s3 import S3Storage
+    from storage_backends.s3.store import S3Storage
 
 __all__ = ["sweep"]
 

@@ -1,5 +1,5 @@
 """The write side of an S3 append: a part buffer sent without copies, and the writer that fills
-parts from a request body (see `storage_backends.s3` for the layout), in buffers of a part's size
+parts from a request body (see `storage_backends.s3.store` for the layout), in buffers of a part's size
 (`_filling.Filler`: from the body's pieces, or read into them straight from the socket), kept for the
 next parts once uploaded (`S3Storage.buffers`)."""
 
@@ -16,10 +16,10 @@ from anyio.abc import TaskGroup
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._piece_writer import PieceWriter
 from storage_backends.errors import StorageError
-from storage_backends.s3_layout import MAX_PARTS, MiB, TailHeader, Upload, tail_key, tail_prefix
+from storage_backends.s3.layout import MAX_PARTS, MiB, TailHeader, Upload, tail_key, tail_prefix
 
 if TYPE_CHECKING:
-    from storage_backends.s3 import S3Storage
+    from storage_backends.s3.store import S3Storage
 
 __all__ = ["BufferReader", "PartWriter"]
 
@@ -70,7 +70,7 @@ class BufferReader(io.RawIOBase):
 
 class PartWriter(PieceWriter[Upload]):
     """One append: fills part buffers from the body, uploads each full one under a part number it
-    reserved, and records progress through tails of its own (see `storage_backends.s3_layout`)."""
+    reserved, and records progress through tails of its own (see `storage_backends.s3.layout`)."""
 
     def __init__(self, storage: S3Storage, upload: Upload, offset: int, clock: CheckpointClock) -> None:
         self.storage, self.upload, self.position, self.clock = storage, upload, offset, clock

@@ -1,5 +1,5 @@
 """The write side of an Azure append: the writer that cuts a request body into staged blocks (see
-`storage_backends.azure_layout` for the layout).
+`storage_backends.azure.layout` for the layout).
 
 Each block is filled in a buffer of its size (`_filling.Filler`: from the body's pieces, or read into it straight
 from the socket), kept for the next blocks once staged (`AzureBlobStorage.buffers`)."""
@@ -14,12 +14,12 @@ from anyio.abc import TaskGroup
 
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._piece_writer import PieceWriter
-from storage_backends.azure_calls import Body
-from storage_backends.azure_layout import INLINE_MAX, TOKEN_LENGTH, Blob, TailHeader, block_id
+from storage_backends.azure.calls import Body
+from storage_backends.azure.layout import INLINE_MAX, TOKEN_LENGTH, Blob, TailHeader, block_id
 from storage_backends.errors import BlobNotFoundError, StorageError
 
 if TYPE_CHECKING:
-    from storage_backends.azure import AzureBlobStorage
+    from storage_backends.azure.store import AzureBlobStorage
 
 __all__ = ["BlockWriter"]
 

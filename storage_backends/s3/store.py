@@ -1,6 +1,6 @@
 """S3 storage: tus offsets onto multipart-upload parts, through aiobotocore (`tusserver[s3]`).
 
-Layout (`s3_layout`): each upload is one multipart upload of the object ``<prefix><key>`` with a
+Layout (`layout`): each upload is one multipart upload of the object ``<prefix><key>`` with a
 fixed part size P recorded in its `StorageRef`. Full parts are uploaded as they fill, under part
 numbers the append reserved in the record first; the bytes of the part being filled are kept in a
 tail object of the append's own, which the record names, so the recorded offset never needs a byte
@@ -27,7 +27,6 @@ import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from storage_backends import s3_sweep
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
@@ -35,8 +34,9 @@ from storage_backends._tasks import count_bytes, run_all
 from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
-from storage_backends.s3_calls import DEFAULT_TIMEOUT, call_deadline, s3_errors
-from storage_backends.s3_layout import (
+from storage_backends.s3 import sweep as s3_sweep
+from storage_backends.s3.calls import DEFAULT_TIMEOUT, call_deadline, s3_errors
+from storage_backends.s3.layout import (
     MAX_OBJECT_SIZE,
     PLANNED_PARTS,
     MiB,
@@ -47,7 +47,7 @@ from storage_backends.s3_layout import (
     plan_concat,
     tail_prefix,
 )
-from storage_backends.s3_parts import BufferReader, PartWriter
+from storage_backends.s3.parts import BufferReader, PartWriter
 
 __all__ = ["S3Options", "S3Storage"]
 
@@ -196,7 +196,7 @@ class S3Storage:
         checkpoints: Checkpoints | None = None,
     ) -> Appended:
         """Fill parts from `offset` on, upload each full one under a reserved number, keep the rest in a
-        tail object of this append's own (see `s3_layout`)."""
+        tail object of this append's own (see `layout`)."""
         upload = Upload.of(ref)
         writer = PartWriter(self, upload, offset, CheckpointClock(checkpoints, offset))
         try:
@@ -438,7 +438,7 @@ class S3Storage:
         return [item["Key"] for item in listing.get("Contents", [])]
 
     async def sweep(self, lookup: Lookup, *, older_than: float) -> list[str]:
-        """Remove the objects and multipart uploads that no record names (see `s3_sweep`)."""
+        """Remove the objects and multipart uploads that no record names (see `sweep`)."""
         return await s3_sweep.sweep(self, lookup, older_than=older_than)
 
     async def aclose(self) -> None:

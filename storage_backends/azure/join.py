@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import anyio
 
 from storage_backends._tasks import run_all
-from storage_backends.azure_layout import Blob, block_id, plan_join
+from storage_backends.azure.layout import Blob, block_id, plan_join
 from storage_backends.base import StorageRef
 from storage_backends.errors import StorageError
 from storage_backends.pieces import TargetPart
 
 if TYPE_CHECKING:
-    from storage_backends.azure import AzureBlobStorage
+    from storage_backends.azure.store import AzureBlobStorage
 
 __all__ = ["concatenate"]
 

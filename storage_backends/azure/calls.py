@@ -1,5 +1,5 @@
 """The Azure calls' error translation and deadlines: what azure-core raises, as the storage errors the error
-table maps to statuses, and how long a call may take before the store counts as stuck (as `s3_calls`)."""
+table maps to statuses, and how long a call may take before the store counts as stuck (as `s3.calls`)."""
 
 from __future__ import annotations
 

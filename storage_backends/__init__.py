@@ -1,6 +1,7 @@
 """Pluggable storage for tus uploads: the contract, its errors and the built-in backends.
 
-Nothing here imports tusserver; backends that need an SDK live in their own modules behind extras.
+Nothing here imports tusserver; the backends that need an SDK live in packages of their own (`s3`, `azure`),
+behind extras.
 """
 
 from storage_backends.base import StorageBackend, StorageRef, SupportsConcatenate, SupportsDelete

@@ -1,7 +1,8 @@
 """The benchmark is not a test, but CI runs it small (issue 3) so that it keeps working: every workload of
 bench/run.py on every server it knows (installing the @tus/server peer on first use; tusserver with hooks sends
-its events to the harness's receiver, issue 20), and both workloads of bench/s3.py against SeaweedFS, with a few
-MiB. Each run must have finished without errors and verified its bytes."""
+its events to the harness's receiver, issue 20), and both workloads of bench/s3.py against SeaweedFS and of
+bench/azure_blob.py against Azurite, with a few MiB. Each run must have finished without errors and verified its
+bytes."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def test_s3_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> Non
     pairs = {(run["workload"], run["server"]) for run in runs}
     servers = ["tusserver", "tusserver-granian", "s3-client", "s3-client-unsigned"]
     assert pairs == {(workload, server) for workload in ("W1-S3", "W2-S3") for server in servers}
+
+
+@pytest.mark.timeout(600)
+def test_azure_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> None:
+    runs = run_bench(
+        "azure_blob.py", tmp_path, "--size", "12M", "--block-size", "4M", "--chunk", "6M", "--warmup", "2",
+        "--tmp-dir", str(tmp_path),
+    )  # fmt: skip
+    pairs = {(run["workload"], run["server"]) for run in runs}
+    assert pairs == {
+        (workload, server) for workload in ("W1-Azure", "W2-Azure") for server in ("tusserver", "azure-client")
+    }
 
 
 @pytest.mark.timeout(300)

@@ -101,28 +101,27 @@ def redis_backed_server(redis_proxy: FaultProxy, tmp_path_factory: pytest.TempPa
         server.stop()
 
 
+def healed(proxy: FaultProxy, server: ServerProcess) -> Iterator[tuple[FaultProxy, ServerProcess]]:
+    """A test's proxy and server: the proxy without faults and with fresh counts, healed again after the test."""
+    proxy.heal()
+    proxy.stats = FaultStats()
+    yield proxy, server
+    proxy.heal()
+
+
 @pytest.fixture
 def s3(s3_proxy: FaultProxy, s3_server: ServerProcess) -> Iterator[tuple[FaultProxy, ServerProcess]]:
-    s3_proxy.heal()
-    s3_proxy.stats = FaultStats()
-    yield s3_proxy, s3_server
-    s3_proxy.heal()
+    yield from healed(s3_proxy, s3_server)
 
 
 @pytest.fixture
 def azure(azure_proxy: FaultProxy, azure_server: ServerProcess) -> Iterator[tuple[FaultProxy, ServerProcess]]:
-    azure_proxy.heal()
-    azure_proxy.stats = FaultStats()
-    yield azure_proxy, azure_server
-    azure_proxy.heal()
+    yield from healed(azure_proxy, azure_server)
 
 
 @pytest.fixture
 def redis(redis_proxy: FaultProxy, redis_backed_server: ServerProcess) -> Iterator[tuple[FaultProxy, ServerProcess]]:
-    redis_proxy.heal()
-    redis_proxy.stats = FaultStats()
-    yield redis_proxy, redis_backed_server
-    redis_proxy.heal()
+    yield from healed(redis_proxy, redis_backed_server)
 
 
 # --- what a client sees ------------------------------------------------------------------------------------------

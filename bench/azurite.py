@@ -7,13 +7,9 @@ verification by GET, and clean-up by prefix, on the synchronous SDK (untimed wor
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,13 +19,12 @@ from typing import IO
 import xxhash
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from seaweed import HOST, free_ports
+from store_process import stop_group, wait_until_answering
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tests" / "azurite" / "node_modules" / "azurite"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public: every Azurite accepts it, no Azure account does).
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 READ_BLOCK = 8 << 20
 
 
@@ -89,27 +84,14 @@ class Azurite:
 
     def _wait_ready(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(f"{self.account_url}?comp=list"):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Azurite exited with {self.process.returncode}; see {self.directory}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not answer within {START_TIMEOUT:.0f} s")
-            time.sleep(0.1)
+        url = f"{self.account_url}?comp=list"
+        wait_until_answering(lambda: _answers(url), self.process, "Azurite", self.directory / "azurite.log")
 
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
+        stop_group(self.process)
         if self._log is not None:
             self._log.close()
             self._log = None

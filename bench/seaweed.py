@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,12 +21,11 @@ from typing import IO, Any
 import boto3
 import xxhash
 from botocore.config import Config
+from store_process import stop_group, wait_until_answering
 
 HOST = "127.0.0.1"
 ACCESS_KEY = SECRET_KEY = "testing"
 REGION = "us-east-1"
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 VOLUME_SIZE_MB = 1024
 READ_BLOCK = 8 << 20
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
@@ -120,28 +117,15 @@ class Seaweed:
 
     def _wait_ready(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers_200(f"{self.endpoint}/healthz"):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited with {self.process.returncode}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"weed mini did not answer within {START_TIMEOUT:.0f} s; see {self.log_path}")
-            time.sleep(0.1)
+        url = f"{self.endpoint}/healthz"
+        wait_until_answering(lambda: _answers_200(url), self.process, "weed mini", self.log_path)
 
     def stop(self) -> None:
         """SIGTERM its process group (weed mini exits in a few seconds), SIGKILL if it lingers."""
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
+        stop_group(self.process)
         if self._log is not None:
             self._log.close()
             self._log = None

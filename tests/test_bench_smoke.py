@@ -57,26 +57,21 @@ def test_bench_runs_every_workload_on_every_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_s3_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("script", "piece", "store", "servers"),
+    [
+        ("s3.py", "--part-size", "S3", ["tusserver", "tusserver-granian", "s3-client", "s3-client-unsigned"]),
+        ("azure_blob.py", "--block-size", "Azure", ["tusserver", "azure-client"]),
+    ],
+)
+def test_store_bench_runs_both_workloads_against_the_ceiling(
+    tmp_path: Path, script: str, piece: str, store: str, servers: list[str]
+) -> None:
     runs = run_bench(
-        "s3.py", tmp_path, "--size", "12M", "--part-size", "5M", "--chunk", "6M", "--warmup", "2",
-        "--tmp-dir", str(tmp_path),
-    )  # fmt: skip
+        script, tmp_path, "--size", "12M", piece, "5M", "--chunk", "6M", "--warmup", "2", "--tmp-dir", str(tmp_path)
+    )
     pairs = {(run["workload"], run["server"]) for run in runs}
-    servers = ["tusserver", "tusserver-granian", "s3-client", "s3-client-unsigned"]
-    assert pairs == {(workload, server) for workload in ("W1-S3", "W2-S3") for server in servers}
-
-
-@pytest.mark.timeout(600)
-def test_azure_bench_runs_both_workloads_against_the_ceiling(tmp_path: Path) -> None:
-    runs = run_bench(
-        "azure_blob.py", tmp_path, "--size", "12M", "--block-size", "4M", "--chunk", "6M", "--warmup", "2",
-        "--tmp-dir", str(tmp_path),
-    )  # fmt: skip
-    pairs = {(run["workload"], run["server"]) for run in runs}
-    assert pairs == {
-        (workload, server) for workload in ("W1-Azure", "W2-Azure") for server in ("tusserver", "azure-client")
-    }
+    assert pairs == {(f"{workload}-{store}", server) for workload in ("W1", "W2") for server in servers}
 
 
 @pytest.mark.timeout(300)

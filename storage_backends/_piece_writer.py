@@ -5,19 +5,25 @@ a new tail of the writer's own."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncIterable, Callable, Coroutine
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
 
 from storage_backends._filling import Filler
-from storage_backends.base import ReadsInto
+from storage_backends._tasks import count_bytes
+from storage_backends.base import Appended, ReadsInto, StorageRef
 from storage_backends.errors import StorageError
 
 __all__ = ["PieceWriter"]
 
-U = TypeVar("U")  # what a record holds of the upload: S3's `Upload`, Azure's `Blob`
+
+class _Recorded(Protocol):
+    def ref(self) -> StorageRef: ...
+
+
+U = TypeVar("U", bound=_Recorded)  # what a record holds of the upload: S3's `Upload`, Azure's `Blob`
 
 
 class PieceWriter(Filler, Generic[U]):
@@ -46,6 +52,10 @@ class PieceWriter(Filler, Generic[U]):
         """A new tail of this writer's: the first `count` full pieces, then the bytes `rest` of the next."""
 
     @abstractmethod
+    def release(self) -> None:
+        """Give back the budget and the buffer this writer holds."""
+
+    @abstractmethod
     async def _record(self, upload: U, position: int) -> None:
         """Record `upload` holding `position` bytes (nothing without checkpoints: one writer, whose lock cannot
         lapse, records only at the end)."""
@@ -70,6 +80,30 @@ class PieceWriter(Filler, Generic[U]):
             raise self.failure or (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
         self.raise_failure()
         return await self.finish()
+
+    async def append(
+        self,
+        ref: StorageRef,
+        chunks: AsyncIterable[bytes],
+        *,
+        gone: type[Exception],
+        finished_size: Callable[[], Awaitable[int | None]],
+        alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> Appended:
+        """The store's append (`take`), then the writer released. When the store answers `gone` (no tail, no
+        upload in progress any more), the upload may have been completed before the server could record it (a
+        crash), or this is an empty PATCH to a finished upload: if `finished_size()` finds the finished object,
+        it holds every byte the client sends again."""
+        try:
+            finished, length = await self.take(chunks, alongside=alongside)
+        except gone:
+            stored = await finished_size()
+            if stored is None:
+                raise
+            return Appended(min(stored, self.position + await count_bytes(chunks)), ref)
+        finally:
+            self.release()
+        return Appended(length, finished.ref())
 
     def raise_failure(self) -> None:
         if self.failure is not None:

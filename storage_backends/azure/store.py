@@ -36,7 +36,6 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
-from storage_backends._tasks import count_bytes
 from storage_backends.azure import join as azure_join
 from storage_backends.azure import sweep as azure_sweep
 from storage_backends.azure.auth import SourceSigner
@@ -170,18 +169,10 @@ class AzureBlobStorage:
         writer = BlockWriter(self, blob, offset, CheckpointClock(checkpoints, offset))
         # Old tails are deleted beside the body, if enough wait (a task that finds none costs ~0.1 ms a PATCH).
         alongside = partial(self._delete_doomed, BATCH) if self._tails.doomed() >= BATCH else None
-        try:
-            finished, length = await writer.take(chunks, alongside=alongside)
-        except BlobNotFoundError:
-            # No tail any more: completed before the server could record it (a crash), or an empty PATCH to a
-            # finished upload. Then the blob holds every byte the client sends again.
-            stored = await self._finished_size(blob, offset)
-            if stored is None:
-                raise
-            return Appended(min(stored, writer.position + await count_bytes(chunks)), ref)
-        finally:
-            writer.release()
-        return Appended(length, finished.ref())
+        finished_size = partial(self._finished_size, blob, offset)
+        return await writer.append(
+            ref, chunks, gone=BlobNotFoundError, finished_size=finished_size, alongside=alongside
+        )
 
     async def stage(self, blob: Blob, block: str, body: Body) -> None:
         """Put Block: `body` (from its start) as the uncommitted block `block` of `blob`."""

@@ -30,7 +30,7 @@ from aiobotocore.session import AioSession, get_session
 from storage_backends._checkpoint import CheckpointClock
 from storage_backends._filling import BufferPool
 from storage_backends._keys import check_key
-from storage_backends._tasks import count_bytes, run_all
+from storage_backends._tasks import run_all
 from storage_backends.base import Appended, Checkpoints, Lookup, StorageRef
 from storage_backends.budget import ByteBudget
 from storage_backends.errors import BlobNotFoundError, StorageError
@@ -199,19 +199,9 @@ class S3Storage:
         tail object of this append's own (see `layout`)."""
         upload = Upload.of(ref)
         writer = PartWriter(self, upload, offset, CheckpointClock(checkpoints, offset))
-        try:
-            finished, length = await writer.take(chunks)
-        except StorageError:
-            # No tail or no multipart upload any more (stores answer a part of a completed upload with
-            # 404, moto with 500): completed before the server could record it (a crash), or an empty
-            # PATCH to a finished upload. Then the object holds every byte the client sends again.
-            size = await self._finished_size(upload, offset)
-            if size is None:
-                raise
-            return Appended(min(size, writer.position + await count_bytes(chunks)), ref)
-        finally:
-            writer.release()
-        return Appended(length, finished.ref())
+        # Stores answer a part of a completed upload with 404, moto with 500: any StorageError may mean finished.
+        finished_size = partial(self._finished_size, upload, offset)
+        return await writer.append(ref, chunks, gone=StorageError, finished_size=finished_size)
 
     async def _delete_quietly(self, key: str) -> None:
         try:

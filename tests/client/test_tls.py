@@ -6,7 +6,6 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import ServerProcess, random_file
-from tests.server_process import free_ports
+from tests.server_process import free_ports, wait_until
 from tests.tls import self_signed_certificate
 from tusserver.client import RetryPolicy, TransferError, TransferOptions, TusClient
 
@@ -34,17 +33,17 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     cert, key = self_signed_certificate(directory)
     port = free_ports(1)[0]
     command = [sys.executable, "-c", SERVE, str(directory / "data"), str(port), str(cert), str(key)]
+    url = f"https://127.0.0.1:{port}/files/"
+
+    def answers() -> bool:
+        try:
+            requests.options(url, verify=str(cert), timeout=1)
+        except requests.ConnectionError:
+            return False
+        return True
+
     with subprocess.Popen(command) as process:
-        url = f"https://127.0.0.1:{port}/files/"
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "the TLS server exited"
-            try:
-                requests.options(url, verify=str(cert), timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the TLS server did not answer"
-                time.sleep(0.05)
+        wait_until(answers, process, "the TLS server", 20)
         try:
             yield url, cert
         finally:

@@ -20,8 +20,8 @@ import hashlib
 import mmap
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tusserver.pipeline.body import BodyReader, read_into_of, splice_of
 from tusserver.protocol.rules import BodyEnd
 from tusserver.serving import _uvicorn
-from tusserver.serving._splice import Splicer
+from tusserver.serving._splice import BATCH, Splicer
 from tusserver.serving._uvicorn import SPLICE_MIN, PieceProtocol
 
 pytestmark = pytest.mark.anyio
@@ -424,6 +424,61 @@ async def test_close_from_a_callback_outside_any_task_wakes_a_waiting_move(tmp_p
                 assert await moving == 0
         finally:
             os.close(fd)
+
+
+@contextmanager
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected client socket and the server's side of it (non-blocking, as uvicorn keeps it)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server_side, _ = listener.accept()
+    with client, server_side:
+        server_side.setblocking(False)
+        yield client, server_side
+
+
+def rcvlowat(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+
+
+@contextmanager
+def reading_from(sock: socket.socket) -> Iterator[Splicer]:
+    """A splicer without a pipe on `sock`, closed afterwards (again: closing twice is allowed)."""
+    splicer = Splicer(sock.fileno(), pipe=False)
+    try:
+        yield splicer
+    finally:
+        splicer.close()
+
+
+@pytest.mark.parametrize("size", [BATCH // 2, 4 * BATCH])
+async def test_read_into_waits_for_a_batch_and_gives_the_socket_back_as_it_found_it(size: int) -> None:
+    """While `read_into` waits, the socket wakes it only once a batch (or the whole view) is there; `close` sets
+    that back, because uvicorn reads the next request's head from the same socket."""
+    with tcp_pair() as (client, server_side), reading_from(server_side) as splicer:
+        view = memoryview(bytearray(size))
+        reading = asyncio.get_running_loop().create_task(splicer.read_into(view))
+        await asyncio.sleep(0)  # it waits: nothing was sent
+        assert rcvlowat(server_side) == min(size, BATCH)
+        client.sendall(sent := os.urandom(size))
+        with anyio.fail_after(5):
+            received = await reading
+            while received < size:
+                received += await splicer.read_into(view[received:])
+        assert view.tobytes() == sent
+        splicer.close()
+        assert rcvlowat(server_side) == 1
+
+
+async def test_read_into_takes_a_slow_clients_few_bytes_without_waiting_for_a_batch() -> None:
+    with tcp_pair() as (client, server_side), reading_from(server_side) as splicer:
+        view = memoryview(bytearray(4 * BATCH))
+        reading = asyncio.get_running_loop().create_task(splicer.read_into(view))
+        await asyncio.sleep(0)  # it waits for a batch
+        client.sendall(b"x" * 100)
+        with anyio.fail_after(5):  # the socket alone would not wake it for 100 bytes
+            assert await reading == 100
+        assert view[:100] == b"x" * 100
 
 
 async def test_a_shutdown_during_a_spliced_body_closes_the_connection_after_it(tmp_path: Path) -> None:

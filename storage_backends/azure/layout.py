@@ -23,8 +23,8 @@ for about a week (`UNCOMMITTED_LIFETIME`), which bounds how long an unfinished u
 from __future__ import annotations
 
 import base64
-import functools
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 from storage_backends import pieces
 from storage_backends.base import StorageRef
@@ -93,11 +93,11 @@ class TailHeader:
     (writer token, block count) in block order."""
 
     runs: tuple[tuple[str, int], ...] = ()
+    count: int = field(init=False, compare=False)
+    """How many full blocks come before the tail (summed once: an upload in many PATCHes has many runs)."""
 
-    @property
-    def count(self) -> int:
-        """How many full blocks come before the tail."""
-        return sum(count for _, count in self.runs)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "count", sum(count for _, count in self.runs))
 
     def block_ids(self) -> list[str]:
         """The IDs of the full blocks, in order."""
@@ -117,7 +117,11 @@ class TailHeader:
         return TailHeader((*self.runs, (token, count)))
 
     def encode(self) -> bytes:
-        return encode_header(_TAIL_MAGIC, 1, {"runs": self.runs})
+        """The header's bytes; one short enough to be inline is remembered (`of_inline`)."""
+        data = encode_header(_TAIL_MAGIC, 1, {"runs": self.runs})
+        if len(data) <= INLINE_MAX:
+            _inline.remember(data, self)
+        return data
 
     @classmethod
     def decode(cls, data: bytes) -> tuple[TailHeader, int]:
@@ -133,18 +137,44 @@ class TailHeader:
             raise ValueError("not a tail object") from None
 
     @staticmethod
-    @functools.lru_cache(maxsize=1024)
     def of_inline(data: bytes) -> TailHeader:
         """The header of an inline tail (`Blob.inline`), decoded once: a chunked upload's next PATCH finds the one
-        its last PATCH wrote (one run per PATCH, so decoding costs more with every PATCH).
+        its last PATCH wrote, most often on this server, which remembers what it encoded (one run per PATCH, so
+        decoding costs more with every PATCH).
 
         Raises:
             ValueError: `data` is not a tail header alone.
         """
-        header, start = TailHeader.decode(data)
-        if start != len(data):
-            raise ValueError("not an inline tail")
+        header = _inline.known(data)
+        if header is None:
+            header, start = TailHeader.decode(data)
+            if start != len(data):
+                raise ValueError("not an inline tail")
+            _inline.remember(data, header)
         return header
+
+
+class _Remembered:
+    """The last `keep` inline headers encoded or decoded here, by their bytes."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._headers: OrderedDict[bytes, TailHeader] = OrderedDict()
+
+    def known(self, data: bytes) -> TailHeader | None:
+        header = self._headers.get(data)
+        if header is not None:
+            self._headers.move_to_end(data)
+        return header
+
+    def remember(self, data: bytes, header: TailHeader) -> None:
+        self._headers[data] = header
+        self._headers.move_to_end(data)
+        if len(self._headers) > self._keep:
+            self._headers.popitem(last=False)
+
+
+_inline = _Remembered(1024)  # at most INLINE_MAX bytes each: 4 MiB
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ translation: throttling and timeouts are 503, missing blobs 404, the rest 500, e
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from hypothesis import given
@@ -69,6 +71,19 @@ def test_tail_header_lists_each_writers_blocks_in_order_and_round_trips() -> Non
     assert header.block_ids() == [block_id(0, "aaaa"), block_id(1, "aaaa"), *(block_id(i, "bbbb") for i in (2, 3, 4))]
     data = header.encode() + b"\ntail bytes"
     assert TailHeader.decode(data) == (header, data.index(b"\ntail bytes"))
+
+
+def test_an_inline_header_is_decoded_at_most_once_per_server() -> None:
+    """A chunked upload's PATCH finds the inline header the PATCH before it wrote, most often here: the header
+    encoded then, not a new decoding (its runs grow by one per PATCH)."""
+    written = TailHeader().extended(os.urandom(6).hex(), 3)
+    assert TailHeader.of_inline(written.encode()) is written
+    other_server = b'tus-azure-tail/1 {"runs":[["%s",2]]}\n' % os.urandom(6).hex().encode()  # written elsewhere
+    first = TailHeader.of_inline(other_server)
+    assert first.count == 2
+    assert TailHeader.of_inline(other_server) is first
+    with pytest.raises(ValueError, match="not an inline tail"):
+        TailHeader.of_inline(written.encode() + b"tail bytes")
 
 
 @pytest.mark.parametrize("data", [b"", b"plain bytes\n", b"tus-azure-tail/1 {no newline", b"tus-s3-tail/2 {}\n"])

@@ -36,7 +36,7 @@ SPLICE_AVAILABLE = hasattr(os, "splice")  # Linux only
 PIPE_SIZE = 256 * 1024  # 4 times the default; larger pipes measured no faster (BENCHMARKS.md)
 MIN_PIPE = 64 * 1024  # below this (a user past fs.pipe-user-pages-soft gets 8 KiB) pieces are cheaper
 # `read_into` has the socket wake it only once this many bytes wait (SO_RCVLOWAT; fewer wake-ups, reads and
-# window updates: ~5 % less CPU per 8 MiB PATCH on Azure, BENCHMARKS.md), or once `PATIENCE` seconds have
+# window updates: 3-8 % less CPU per 8 MiB PATCH on Azure, BENCHMARKS.md), or once `PATIENCE` seconds have
 # passed: then it takes what came, so that a slow client's body goes on at its own pace.
 BATCH = 1024 * 1024
 PATIENCE = 0.02
@@ -154,8 +154,9 @@ class Splicer:
 
     def _set_lowat(self, count: int) -> None:
         if count != self._lowat:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
-            self._lowat = count
+            with contextlib.suppress(OSError):  # best effort: as before, the socket then wakes for any byte
+                self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
+                self._lowat = count
 
     def close(self) -> None:
         """Release the descriptors and wake a pending `move`, which then returns 0.
@@ -168,8 +169,7 @@ class Splicer:
         if self._readable is not None:
             self._loop.remove_reader(self._sock)
             _set(self._readable)
-        with contextlib.suppress(OSError):  # the connection is reset: nobody reads from it again
-            self._set_lowat(1)
+        self._set_lowat(1)
         self._socket.close()
         self._close_pipe()
 

@@ -52,7 +52,9 @@ MAX_BLOB_SIZE = MAX_BLOCKS * MAX_BLOCK_SIZE
 JOIN_BLOCK_SIZE = 100 * MiB
 UNCOMMITTED_LIFETIME = 7 * 86400  # seconds: Azure's garbage collection of uncommitted blocks
 TOKEN_LENGTH = 12  # hex digits of a writer's token
-INLINE_MAX = 4096  # bytes of a header kept in the record (about 200 runs); a longer one goes into a tail blob
+# Bytes of a header kept in the record (about 1,700 runs: 13 GiB in 8 MiB PATCHes); a longer one goes into a tail
+# blob, a Put Blob per PATCH. At 4 KiB (200 runs), 8 MiB PATCHes past the 200th cost 13-18 % more CPU (BENCHMARKS.md).
+INLINE_MAX = 32 * 1024
 # Blocks have no minimum size; every block of an upload counts (no numbers are reserved, unlike S3's parts).
 _LIMITS = pieces.PieceLimits(1, MAX_BLOCK_SIZE, MAX_BLOCKS, MAX_BLOB_SIZE, "Azure block blob")
 
@@ -155,10 +157,11 @@ class TailHeader:
 
 
 class _Remembered:
-    """The last `keep` inline headers encoded or decoded here, by their bytes."""
+    """The inline headers last encoded or decoded here, by their bytes, as many as fit `budget` bytes of them."""
 
-    def __init__(self, keep: int) -> None:
-        self._keep = keep
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._size = 0
         self._headers: OrderedDict[bytes, TailHeader] = OrderedDict()
 
     def known(self, data: bytes) -> TailHeader | None:
@@ -168,13 +171,15 @@ class _Remembered:
         return header
 
     def remember(self, data: bytes, header: TailHeader) -> None:
+        if data not in self._headers:
+            self._size += len(data)
         self._headers[data] = header
         self._headers.move_to_end(data)
-        if len(self._headers) > self._keep:
-            self._headers.popitem(last=False)
+        while self._size > self._budget:
+            self._size -= len(self._headers.popitem(last=False)[0])
 
 
-_inline = _Remembered(1024)  # at most INLINE_MAX bytes each: 4 MiB
+_inline = _Remembered(4 * MiB)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from storage_backends.azure.layout import Blob
+from storage_backends.azure import blocks
+from storage_backends.azure.layout import TOKEN_LENGTH, Blob, TailHeader
 from storage_backends.azure.store import AzureBlobStorage, AzureOptions
 from storage_backends.base import StorageRef
 from storage_backends.budget import ByteBudget
@@ -122,6 +123,24 @@ async def test_a_patch_ending_on_a_block_boundary_leaves_its_tail_in_the_record(
     assert Blob.of(ref).inline is None  # 5 bytes past the blocks: a tail blob again
     ref = await azure.complete(ref, len(data))
     assert await contents(azure, ref) == data
+
+
+@pytest.mark.anyio
+async def test_a_header_past_the_inline_limit_goes_into_a_tail_blob(
+    azure: AzureBlobStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each PATCH that stages blocks adds a run to the header; once it is longer than the record may carry, it is
+    written into a tail blob, and the upload still completes byte-exact from it."""
+    monkeypatch.setattr(blocks, "INLINE_MAX", len(TailHeader().extended("0" * TOKEN_LENGTH, 1).encode()) + 10)
+    data = os.urandom(4 * BLOCK)
+    ref = await azure.create("up", length=len(data))
+    inline = []
+    for offset in range(0, len(data), BLOCK):  # one block a PATCH: a run each
+        ref = (await azure.append(ref, offset, chunks(data[offset : offset + BLOCK]))).ref
+        inline.append(Blob.of(ref).inline is not None)
+    assert inline == [True, False, False, False]
+    assert await azure.stored_length(ref) == len(data)
+    assert await contents(azure, await azure.complete(ref, len(data))) == data
 
 
 @pytest.mark.anyio

@@ -19,6 +19,7 @@ from storage_backends.azure.layout import (
     MAX_BLOCKS,
     Blob,
     TailHeader,
+    _Remembered,
     block_id,
     block_size_for,
     plan_join,
@@ -84,6 +85,17 @@ def test_an_inline_header_is_decoded_at_most_once_per_server() -> None:
     assert TailHeader.of_inline(other_server) is first
     with pytest.raises(ValueError, match="not an inline tail"):
         TailHeader.of_inline(written.encode() + b"tail bytes")
+
+
+def test_the_remembered_headers_stay_within_their_budget() -> None:
+    remembered = _Remembered(budget=1000)
+    headers = [TailHeader().extended(os.urandom(6).hex(), count) for count in range(1, 40)]
+    for header in headers:
+        remembered.remember(header.encode(), header)
+    kept = [header for header in headers if remembered.known(header.encode()) is header]
+    assert kept == headers[-len(kept) :]  # the latest ones
+    largest = max(len(header.encode()) for header in headers)
+    assert 1000 - largest < sum(len(header.encode()) for header in kept) <= 1000  # none dropped needlessly
 
 
 @pytest.mark.parametrize("data", [b"", b"plain bytes\n", b"tus-azure-tail/1 {no newline", b"tus-s3-tail/2 {}\n"])

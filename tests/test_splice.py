@@ -456,15 +456,17 @@ async def test_read_into_waits_for_a_batch_and_gives_the_socket_back_as_it_found
     """While `read_into` waits, the socket wakes it only once a batch (or the whole view) is there; `close` sets
     that back, because uvicorn reads the next request's head from the same socket."""
     with tcp_pair() as (client, server_side), reading_from(server_side) as splicer:
-        view = memoryview(bytearray(size))
-        reading = asyncio.get_running_loop().create_task(splicer.read_into(view))
+        loop, view = asyncio.get_running_loop(), memoryview(bytearray(size))
+        reading = loop.create_task(splicer.read_into(view))
         await asyncio.sleep(0)  # it waits: nothing was sent
         assert rcvlowat(server_side) == min(size, BATCH)
-        client.sendall(sent := os.urandom(size))
+        client.setblocking(False)  # sent beside the reading: more than the socket buffers may hold
+        sending = loop.create_task(loop.sock_sendall(client, sent := os.urandom(size)))
         with anyio.fail_after(5):
             received = await reading
             while received < size:
                 received += await splicer.read_into(view[received:])
+            await sending
         assert view.tobytes() == sent
         splicer.close()
         assert rcvlowat(server_side) == 1
